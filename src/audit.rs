@@ -1,0 +1,248 @@
+//! Audit events (SPEC section 5): one JSON object per event, never holding a readable PAN.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+pub const SCHEMA: &str = "pci-mesh-guard/audit/v1";
+
+/// PAN counts of one place (request headers, request body, ...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PlaceCounts {
+    pub found: u64,
+    pub redacted: u64,
+    pub passed: u64,
+}
+
+/// PAN counts per place for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PanCounts {
+    pub request_headers: PlaceCounts,
+    pub request_body: PlaceCounts,
+    pub response_headers: PlaceCounts,
+    pub response_body: PlaceCounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RequestInfo {
+    pub method: String,
+    /// The `:path`, with anything that could be a PAN concealed.
+    pub path: String,
+    pub host: String,
+    /// The `x-request-id` header, or empty.
+    pub id: String,
+}
+
+/// The `access` event: one per request, written when the request ends or is denied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessEvent {
+    pub schema: &'static str,
+    pub ts: String,
+    pub event: &'static str,
+    pub decision: &'static str,
+    pub enforced: bool,
+    pub mode: &'static str,
+    pub reason: &'static str,
+    pub rule: Option<String>,
+    pub principal: Option<String>,
+    pub source: Option<String>,
+    pub tls_version: Option<String>,
+    pub request: RequestInfo,
+    pub status: Option<u32>,
+    pub pan: PanCounts,
+}
+
+/// The `config` event: a configuration was accepted or rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigEvent {
+    pub schema: &'static str,
+    pub ts: String,
+    pub event: &'static str,
+    pub accepted: bool,
+    /// Why it was rejected: the key path and the cause.
+    pub error: Option<String>,
+    pub mode: Option<&'static str>,
+    pub rules: usize,
+}
+
+impl ConfigEvent {
+    pub fn new(now: SystemTime, result: Result<(&'static str, usize), String>) -> ConfigEvent {
+        let (accepted, error, mode, rules) = match result {
+            Ok((mode, rules)) => (true, None, Some(mode), rules),
+            Err(e) => (false, Some(e), None, 0),
+        };
+        ConfigEvent {
+            schema: SCHEMA,
+            ts: rfc3339_millis(now),
+            event: "config",
+            accepted,
+            error,
+            mode,
+            rules,
+        }
+    }
+}
+
+/// Serializes an event to its one-line JSON form. Serialization of these plain structs cannot
+/// fail; should it ever, a fixed marker line is returned rather than nothing.
+pub fn to_line<T: Serialize>(event: &T) -> String {
+    serde_json::to_string(event)
+        .unwrap_or_else(|_| format!(r#"{{"schema":"{SCHEMA}","event":"audit_failure"}}"#))
+}
+
+/// Formats a time as RFC 3339 UTC with milliseconds: `2026-11-25T00:42:03.123Z`.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let secs = (ms / 1000) as i64;
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Digit,
+    Separator,
+    Other,
+}
+
+/// The token at `i` and its length: a digit, a card separator (space, `-`, `+`, `%20`, `%2D`), or other.
+fn token(b: &[u8], i: usize) -> (Token, usize) {
+    match b.get(i) {
+        Some(c) if c.is_ascii_digit() => (Token::Digit, 1),
+        Some(b' ' | b'-' | b'+') => (Token::Separator, 1),
+        Some(b'%')
+            if b.get(i + 1) == Some(&b'2') && matches!(b.get(i + 2), Some(b'0' | b'd' | b'D')) =>
+        {
+            (Token::Separator, 3)
+        }
+        _ => (Token::Other, 1),
+    }
+}
+
+/// Replaces every digit of any run of digits and card separators that holds 12 or more digits.
+/// Used for values written to audit events: it over-conceals (adjacent dates or ids lose their
+/// digits too) but can never let a PAN through, whatever its grouping.
+pub fn conceal_digit_runs(s: &str, mask: u8) -> String {
+    let b = s.as_bytes();
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i < b.len() {
+        let (kind, len) = token(b, i);
+        if kind != Token::Digit {
+            i += len;
+            continue;
+        }
+        let start = i;
+        let mut digits = 0usize;
+        loop {
+            match token(b, i) {
+                (Token::Digit, n) => {
+                    digits += 1;
+                    i += n;
+                }
+                (Token::Separator, n) if i < b.len() => i += n,
+                _ => break,
+            }
+        }
+        if digits >= 12 {
+            let mut j = start;
+            while j < i {
+                let (kind, n) = token(b, j);
+                if kind == Token::Digit {
+                    if let Some(o) = out.get_mut(j) {
+                        *o = mask;
+                    }
+                }
+                j += n;
+            }
+        }
+    }
+    // Only ASCII digits were replaced by an ASCII byte, so the bytes are still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_rfc3339_utc_with_milliseconds() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_567_323_045);
+        assert_eq!(rfc3339_millis(t), "2026-11-25T00:42:03.045Z");
+        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn conceals_card_like_digit_runs_in_any_grouping() {
+        let cases = [
+            ("/pay?pan=4111111111111111", "/pay?pan=****************"),
+            (
+                "/pay?pan=4111-1111-1111-1111&x=1",
+                "/pay?pan=****-****-****-****&x=1",
+            ),
+            ("/p?c=4111+1111+1111+1111", "/p?c=****+****+****+****"),
+            (
+                "/p?c=4111%201111%201111%201111",
+                "/p?c=****%20****%20****%20****",
+            ),
+            (
+                "/p?c=4111%2D1111%2d1111%2D1111",
+                "/p?c=****%2D****%2d****%2D****",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(conceal_digit_runs(input, b'*'), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn leaves_short_digit_runs_alone() {
+        for s in [
+            "/v1/orders/12345678901",
+            "/a?x=2026-11-25&y=10",
+            "/%20%20/1",
+            "-",
+            "",
+            "1 2 3",
+        ] {
+            assert_eq!(conceal_digit_runs(s, b'*'), s);
+        }
+    }
+
+    #[test]
+    fn events_serialize_with_spec_field_names() {
+        let e = ConfigEvent::new(UNIX_EPOCH, Ok(("enforce", 2)));
+        let v: serde_json::Value = serde_json::from_str(&to_line(&e)).unwrap();
+        assert_eq!(v["schema"], SCHEMA);
+        assert_eq!(v["event"], "config");
+        assert_eq!(v["accepted"], true);
+        assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
+    }
+}

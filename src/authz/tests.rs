@@ -1,0 +1,288 @@
+//! Claim-named tests of the matcher and of `decide`, in allow/deny pairs.
+
+use super::*;
+
+const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
+const NEWSLETTER: &str = "spiffe://cluster.local/ns/marketing/sa/newsletter";
+
+fn m(list: &[&str]) -> Vec<StrMatch> {
+    list.iter().map(|p| StrMatch::compile(p).unwrap()).collect()
+}
+
+fn rule(name: &str, action: RuleAction) -> Rule {
+    Rule {
+        name: name.into(),
+        action,
+        principals: vec![],
+        not_principals: vec![],
+        namespaces: vec![],
+        not_namespaces: vec![],
+        paths: vec![],
+        not_paths: vec![],
+        methods: vec![],
+        not_methods: vec![],
+        pan: PanGrant::default(),
+    }
+}
+
+fn authz(rules: Vec<Rule>) -> Authorizer {
+    Authorizer {
+        require_mtls: true,
+        min_tls_version: TlsVersion::Tls12,
+        trust_domains: vec!["cluster.local".into()],
+        trust_xfcc: false,
+        default_allow: false,
+        rules,
+    }
+}
+
+fn peer(id: &str) -> Peer {
+    Peer {
+        mtls: true,
+        tls_version: Some("TLSv1.3".into()),
+        uri_san: Some(id.into()),
+        source: None,
+    }
+}
+
+fn decide(a: &Authorizer, id: &str, method: &str, path: &str) -> Decision {
+    a.decide(&a.authenticate(&peer(id)), method, path)
+}
+
+fn checkout_may_charge() -> Rule {
+    Rule {
+        principals: m(&[CHECKOUT]),
+        paths: m(&["/v1/charges", "/v1/charges/*"]),
+        methods: vec!["POST".into()],
+        ..rule("checkout-may-charge", RuleAction::Allow)
+    }
+}
+
+#[test]
+fn allows_listed_principal_on_listed_path_and_method() {
+    let a = authz(vec![checkout_may_charge()]);
+    let d = decide(&a, CHECKOUT, "POST", "/v1/charges/ch_1");
+    assert_eq!((d.allow, d.reason, d.rule), (true, Reason::Rule, Some(0)));
+}
+
+#[test]
+fn denies_by_default_when_principal_is_not_listed() {
+    let a = authz(vec![checkout_may_charge()]);
+    let d = decide(&a, NEWSLETTER, "POST", "/v1/charges");
+    assert_eq!((d.allow, d.reason, d.rule), (false, Reason::Default, None));
+}
+
+#[test]
+fn fields_are_anded_so_a_wrong_method_denies() {
+    let a = authz(vec![checkout_may_charge()]);
+    assert!(!decide(&a, CHECKOUT, "GET", "/v1/charges").allow);
+    assert!(
+        !decide(&a, CHECKOUT, "post", "/v1/charges").allow,
+        "methods are exact"
+    );
+    assert!(!decide(&a, CHECKOUT, "POST", "/v1/refunds").allow);
+}
+
+#[test]
+fn values_within_a_field_are_ored() {
+    let a = authz(vec![Rule {
+        principals: m(&[NEWSLETTER, CHECKOUT]),
+        ..rule("two", RuleAction::Allow)
+    }]);
+    assert!(decide(&a, CHECKOUT, "GET", "/").allow);
+    assert!(decide(&a, NEWSLETTER, "GET", "/").allow);
+}
+
+#[test]
+fn deny_rule_beats_a_matching_allow_rule() {
+    let a = authz(vec![
+        rule("all", RuleAction::Allow),
+        Rule {
+            paths: m(&["/admin/*"]),
+            ..rule("no-admin", RuleAction::Deny)
+        },
+    ]);
+    let d = decide(&a, CHECKOUT, "GET", "/admin/users");
+    assert_eq!((d.allow, d.rule), (false, Some(1)));
+    assert!(decide(&a, CHECKOUT, "GET", "/public").allow);
+}
+
+#[test]
+fn namespaces_match_the_ns_of_the_principal() {
+    let a = authz(vec![Rule {
+        namespaces: m(&["shop"]),
+        ..rule("shop", RuleAction::Allow)
+    }]);
+    assert!(decide(&a, CHECKOUT, "GET", "/").allow);
+    assert!(!decide(&a, NEWSLETTER, "GET", "/").allow);
+}
+
+#[test]
+fn wildcard_forms_match_prefix_suffix_and_presence() {
+    assert!(StrMatch::compile("spiffe://cluster.local/ns/shop/*")
+        .unwrap()
+        .matches(CHECKOUT));
+    assert!(StrMatch::compile("*/sa/checkout")
+        .unwrap()
+        .matches(CHECKOUT));
+    assert!(!StrMatch::compile("*/sa/checkout")
+        .unwrap()
+        .matches(NEWSLETTER));
+    assert!(StrMatch::compile("*").unwrap().matches(""));
+    assert!(StrMatch::compile("a*b").is_err());
+    assert!(StrMatch::compile("**").is_err());
+    assert!(StrMatch::compile("").is_err());
+}
+
+#[test]
+fn not_fields_exclude_what_they_match() {
+    let a = authz(vec![Rule {
+        not_namespaces: m(&["marketing"]),
+        not_paths: m(&["/internal/*"]),
+        not_methods: vec!["DELETE".into()],
+        ..rule("most", RuleAction::Allow)
+    }]);
+    assert!(decide(&a, CHECKOUT, "GET", "/v1").allow);
+    assert!(!decide(&a, NEWSLETTER, "GET", "/v1").allow);
+    assert!(!decide(&a, CHECKOUT, "GET", "/internal/x").allow);
+    assert!(!decide(&a, CHECKOUT, "DELETE", "/v1").allow);
+}
+
+#[test]
+fn path_rules_ignore_the_query_string_and_fragment() {
+    let a = authz(vec![checkout_may_charge()]);
+    assert!(decide(&a, CHECKOUT, "POST", "/v1/charges?card=1#x").allow);
+    let d = authz(vec![
+        rule("all", RuleAction::Allow),
+        Rule {
+            paths: m(&["/admin"]),
+            ..rule("no-admin", RuleAction::Deny)
+        },
+    ]);
+    assert!(!decide(&d, CHECKOUT, "GET", "/admin?x=/public").allow);
+}
+
+#[test]
+fn unnormalized_path_never_matches_an_allow_rule() {
+    let a = authz(vec![rule("all", RuleAction::Allow)]);
+    for p in [
+        "/v1/../admin",
+        "/v1/./x",
+        "//v1",
+        "/v1//x",
+        "/a%2Fb",
+        "/a%5cb",
+        "/%2e%2e/x",
+        "/a\\b",
+        "*",
+        "v1",
+    ] {
+        let d = decide(&a, CHECKOUT, "GET", p);
+        assert_eq!((d.allow, d.reason), (false, Reason::Default), "{p}");
+    }
+    assert!(decide(&a, CHECKOUT, "GET", "/v1/").allow);
+    assert!(decide(&a, CHECKOUT, "GET", "/").allow);
+}
+
+#[test]
+fn unnormalized_path_counts_as_matching_a_deny_rule() {
+    let a = authz(vec![Rule {
+        paths: m(&["/admin"]),
+        ..rule("no-admin", RuleAction::Deny)
+    }]);
+    let mut open = a.clone();
+    open.default_allow = true;
+    let d = decide(&open, CHECKOUT, "GET", "/x/../admin");
+    assert_eq!((d.allow, d.rule), (false, Some(0)));
+    assert!(decide(&open, CHECKOUT, "GET", "/x/admin").allow);
+}
+
+#[test]
+fn empty_rule_list_falls_to_default_action() {
+    let mut a = authz(vec![]);
+    assert!(!decide(&a, CHECKOUT, "GET", "/").allow);
+    a.default_allow = true;
+    let d = decide(&a, CHECKOUT, "GET", "/");
+    assert_eq!((d.allow, d.reason), (true, Reason::Default));
+}
+
+#[test]
+fn plaintext_is_refused_when_mtls_is_required() {
+    let a = authz(vec![rule("all", RuleAction::Allow)]);
+    let d = a.decide(&a.authenticate(&Peer::default()), "GET", "/");
+    assert_eq!((d.allow, d.reason), (false, Reason::NoMtls));
+}
+
+#[test]
+fn plaintext_is_anonymous_when_mtls_is_optional() {
+    let mut a = authz(vec![Rule {
+        principals: m(&["*"]),
+        ..rule("authenticated", RuleAction::Allow)
+    }]);
+    a.require_mtls = false;
+    let auth = a.authenticate(&Peer::default());
+    assert_eq!(auth, Authentication::Anonymous);
+    assert!(!a.decide(&auth, "GET", "/").allow, "* needs a principal");
+    a.rules.push(rule("anyone", RuleAction::Allow));
+    assert!(a.decide(&auth, "GET", "/").allow);
+}
+
+#[test]
+fn old_or_unknown_tls_version_is_weak() {
+    let a = authz(vec![rule("all", RuleAction::Allow)]);
+    for v in [Some("TLSv1.1"), Some("TLSv1"), Some("bogus"), None] {
+        let p = Peer {
+            tls_version: v.map(Into::into),
+            ..peer(CHECKOUT)
+        };
+        assert_eq!(
+            a.authenticate(&p),
+            Authentication::Refused(Reason::WeakTls),
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn foreign_trust_domain_and_non_spiffe_san_are_untrusted() {
+    let a = authz(vec![rule("all", RuleAction::Allow)]);
+    for id in [
+        "spiffe://evil.example/ns/shop/sa/checkout",
+        "https://shop.example/checkout",
+    ] {
+        let d = decide(&a, id, "GET", "/");
+        assert_eq!(
+            (d.allow, d.reason),
+            (false, Reason::UntrustedIdentity),
+            "{id}"
+        );
+    }
+    let no_san = Peer {
+        uri_san: None,
+        ..peer(CHECKOUT)
+    };
+    assert_eq!(
+        a.authenticate(&no_san),
+        Authentication::Refused(Reason::UntrustedIdentity)
+    );
+}
+
+#[test]
+fn any_trust_domain_is_accepted_when_none_is_listed() {
+    let mut a = authz(vec![rule("all", RuleAction::Allow)]);
+    a.trust_domains.clear();
+    assert!(decide(&a, "spiffe://other.example/ns/x/sa/y", "GET", "/").allow);
+}
+
+#[test]
+fn deny_rule_with_not_principals_catches_everyone_else() {
+    let a = authz(vec![
+        rule("all", RuleAction::Allow),
+        Rule {
+            not_principals: m(&[CHECKOUT]),
+            ..rule("only-checkout", RuleAction::Deny)
+        },
+    ]);
+    assert!(decide(&a, CHECKOUT, "GET", "/").allow);
+    assert!(!decide(&a, NEWSLETTER, "GET", "/").allow);
+}

@@ -1,0 +1,17 @@
+//! pci-mesh-guard: a proxy-wasm HTTP filter that enforces PCI DSS inside a service mesh.
+//!
+//! The core (`config`, `identity`, `authz`, `pan`, `audit`) knows nothing of proxy-wasm.
+//! `filter` is the request flow over the `host::Host` trait; `adapter` binds it to proxy-wasm
+//! and exists only when built for wasm.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod authz;
+pub mod config;
+pub mod filter;
+pub mod host;
+pub mod identity;
+pub mod pan;
+
+#[cfg(target_arch = "wasm32")]
+mod adapter;
