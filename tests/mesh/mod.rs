@@ -1,0 +1,457 @@
+//! The end-to-end harness: starts the local mesh (backend, server sidecar with the filter, client
+//! sidecar) as child processes of the test, under each supported Envoy, and tears it down again.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+pub mod http;
+
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use http::{Request, Response};
+
+/// Envoy versions every end-to-end test runs against: the newest and the oldest supported.
+pub const ENVOY_VERSIONS: &[&str] = &["1.40.0", "1.36.4"];
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The filter under test: `PMG_WASM` if set, else built once by this harness.
+pub fn wasm() -> PathBuf {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        if let Ok(p) = std::env::var("PMG_WASM") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--lib", "--target", "wasm32-wasip1"])
+            .current_dir(root())
+            .status()
+            .expect("run cargo to build the filter");
+        assert!(
+            status.success(),
+            "building the filter for wasm32-wasip1 failed"
+        );
+        root().join("target/wasm32-wasip1/release/pci_mesh_guard.wasm")
+    })
+    .clone()
+}
+
+#[derive(Debug, Clone)]
+pub struct Envoy {
+    pub version: String,
+    pub bin: PathBuf,
+}
+
+/// The Envoys to test against: `ENVOY_BIN` alone if set, else every version in `ENVOY_VERSIONS`
+/// (or `PMG_ENVOY_VERSIONS`), installed by `scripts/envoy.sh`. A missing Envoy fails the test;
+/// `PMG_SKIP_E2E=1` skips end-to-end tests on purpose, and is refused under `CI=true`.
+pub fn envoys() -> Vec<Envoy> {
+    static ENVOYS: OnceLock<Vec<Envoy>> = OnceLock::new();
+    ENVOYS
+        .get_or_init(|| {
+            if std::env::var("PMG_SKIP_E2E").as_deref() == Ok("1") {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "PMG_SKIP_E2E=1 is not allowed under CI=true: end-to-end tests must run"
+                );
+                eprintln!("SKIPPING end-to-end tests: PMG_SKIP_E2E=1");
+                return vec![];
+            }
+            if let Ok(bin) = std::env::var("ENVOY_BIN") {
+                return vec![Envoy {
+                    version: "ENVOY_BIN".into(),
+                    bin: bin.into(),
+                }];
+            }
+            let versions = std::env::var("PMG_ENVOY_VERSIONS")
+                .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .unwrap_or_else(|_| ENVOY_VERSIONS.iter().map(|s| s.to_string()).collect());
+            versions
+                .into_iter()
+                .map(|version| {
+                    let out = Command::new(root().join("scripts/envoy.sh"))
+                        .arg(&version)
+                        .stderr(Stdio::inherit())
+                        .output()
+                        .expect("run scripts/envoy.sh");
+                    assert!(
+                        out.status.success(),
+                        "Envoy {version} could not be provided (set ENVOY_BIN to use another)"
+                    );
+                    let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                    Envoy {
+                        version,
+                        bin: bin.into(),
+                    }
+                })
+                .collect()
+        })
+        .clone()
+}
+
+/// Kills the child when the test process dies, however it dies.
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `f` until it gives a value or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn render(template: &str, vars: &[(&str, String)]) -> String {
+    let mut text = fs::read_to_string(root().join("envoy-config").join(template))
+        .expect("read envoy-config template");
+    for (k, v) in vars {
+        text = text.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    assert!(
+        !text.contains("{{") || text.contains("{{...}}"),
+        "unfilled placeholder in {template}"
+    );
+    text
+}
+
+/// One mesh process: its name, the child, and its log file.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+/// Why the mesh did not come up.
+#[derive(Debug)]
+pub struct StartError {
+    pub what: String,
+    pub log: String,
+    /// What the backend had received by then.
+    pub received: Vec<Value>,
+}
+
+pub struct MeshBuilder<'a> {
+    envoy: &'a Envoy,
+    name: String,
+    config: String,
+    mtls_port: u16,
+    client: bool,
+}
+
+impl<'a> MeshBuilder<'a> {
+    pub fn config(mut self, json: &str) -> Self {
+        self.config = json.to_string();
+        self
+    }
+
+    /// Binds the server's mTLS listener to this port instead of any free one.
+    pub fn mtls_port(mut self, port: u16) -> Self {
+        self.mtls_port = port;
+        self
+    }
+
+    pub fn start(self) -> Result<Mesh, StartError> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = root().join("target/e2e").join(format!(
+            "{}-{}-{}-{}",
+            self.name,
+            self.envoy.version,
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create mesh directory");
+        let mut mesh = Mesh {
+            dir: dir.clone(),
+            procs: vec![],
+            envoy: self.envoy.clone(),
+            outbound: 0,
+            server_mtls: 0,
+            server_plain: 0,
+            server_admin: String::new(),
+        };
+
+        let pki = dir.join("pki");
+        let status = Command::new(root().join("scripts/pki.sh"))
+            .arg(&pki)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/pki.sh");
+        assert!(status.success(), "scripts/pki.sh failed");
+
+        let port_file = dir.join("backend.port");
+        mesh.spawn(
+            "backend",
+            Command::new("python3")
+                .arg(root().join("scripts/backend.py"))
+                .arg("--port-file")
+                .arg(&port_file)
+                .arg("--record")
+                .arg(dir.join("received.jsonl"))
+                .arg("--fixtures")
+                .arg(root().join("tests/fixtures")),
+        );
+        let backend_port = wait_for("the backend's port", Duration::from_secs(20), || {
+            fs::read_to_string(&port_file)
+                .ok()?
+                .trim()
+                .parse::<u16>()
+                .ok()
+        });
+
+        let config_literal = serde_json::to_string(&self.config).expect("encode config");
+        let server_yaml = render(
+            "server-sidecar.yaml",
+            &[
+                ("PKI", pki.display().to_string()),
+                ("WASM", wasm().display().to_string()),
+                ("PLUGIN_CONFIG", config_literal),
+                ("BACKEND_PORT", backend_port.to_string()),
+                ("MTLS_PORT", self.mtls_port.to_string()),
+                ("PLAIN_PORT", "0".into()),
+            ],
+        );
+        let admin = mesh.start_envoy("server", &server_yaml)?;
+        let ports = listener_ports(&admin);
+        mesh.server_mtls = port_of(&ports, "inbound_mtls");
+        mesh.server_plain = port_of(&ports, "inbound_plaintext");
+        mesh.server_admin = admin;
+
+        if self.client {
+            let client_yaml = render(
+                "client-sidecar.yaml",
+                &[
+                    ("PKI", pki.display().to_string()),
+                    ("SERVER_MTLS_PORT", mesh.server_mtls.to_string()),
+                    ("SERVER_PLAIN_PORT", mesh.server_plain.to_string()),
+                    ("OUTBOUND_PORT", "0".into()),
+                ],
+            );
+            let admin = mesh.start_envoy("client", &client_yaml)?;
+            mesh.outbound = port_of(&listener_ports(&admin), "outbound");
+        }
+        Ok(mesh)
+    }
+}
+
+fn admin_get(admin: &str, path: &str) -> Option<Response> {
+    let port = admin.rsplit(':').next()?.parse().ok()?;
+    http::send(port, &Request::get(path)).ok()
+}
+
+fn listener_ports(admin: &str) -> Vec<(String, u16)> {
+    let body = admin_get(admin, "/listeners?format=json").expect("admin /listeners");
+    let v: Value = serde_json::from_slice(&body.body).expect("listeners JSON");
+    v["listener_statuses"]
+        .as_array()
+        .expect("listener_statuses")
+        .iter()
+        .map(|l| {
+            let port = l["local_address"]["socket_address"]["port_value"]
+                .as_u64()
+                .expect("port") as u16;
+            (l["name"].as_str().unwrap_or("").to_string(), port)
+        })
+        .collect()
+}
+
+fn port_of(ports: &[(String, u16)], name: &str) -> u16 {
+    ports
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| *p)
+        .unwrap_or_else(|| panic!("no listener {name} in {ports:?}"))
+}
+
+pub struct Mesh {
+    pub dir: PathBuf,
+    procs: Vec<Proc>,
+    pub envoy: Envoy,
+    /// The client sidecar's plaintext listener: where callers send requests.
+    pub outbound: u16,
+    pub server_mtls: u16,
+    pub server_plain: u16,
+    pub server_admin: String,
+}
+
+impl Mesh {
+    /// A mesh under `envoy`; `name` labels its directory under `target/e2e`.
+    pub fn builder<'a>(envoy: &'a Envoy, name: &str) -> MeshBuilder<'a> {
+        MeshBuilder {
+            envoy,
+            name: name.to_string(),
+            config: String::new(),
+            mtls_port: 0,
+            client: true,
+        }
+    }
+
+    fn spawn(&mut self, name: &'static str, cmd: &mut Command) {
+        let log = self.dir.join(format!("{name}.log"));
+        let out = fs::File::create(&log).expect("create log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = die_with_parent(cmd.stdin(Stdio::null()).stdout(out).stderr(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        self.procs.push(Proc { name, child, log });
+    }
+
+    /// Starts an Envoy and waits until its admin says it is ready; returns the admin address.
+    fn start_envoy(&mut self, name: &'static str, yaml: &str) -> Result<String, StartError> {
+        let config = self.dir.join(format!("{name}.yaml"));
+        fs::write(&config, yaml).expect("write envoy config");
+        let admin_file = self.dir.join(format!("{name}.admin"));
+        let bin = self.envoy.bin.clone();
+        self.spawn(
+            name,
+            Command::new(bin)
+                .arg("-c")
+                .arg(&config)
+                .arg("--use-dynamic-base-id")
+                .arg("--admin-address-path")
+                .arg(&admin_file)
+                .args(["--concurrency", "1", "--drain-time-s", "1"]),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let proc = self.procs.last_mut().expect("just spawned");
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                let log = fs::read_to_string(&proc.log).unwrap_or_default();
+                return Err(StartError {
+                    what: format!("{name} Envoy exited during start-up: {status}"),
+                    log,
+                    received: self.received(),
+                });
+            }
+            if let Ok(admin) = fs::read_to_string(&admin_file) {
+                let admin = admin.trim().to_string();
+                if admin_get(&admin, "/ready").is_some_and(|r| r.status == 200) {
+                    return Ok(admin);
+                }
+            }
+            if Instant::now() > deadline {
+                let log = fs::read_to_string(&proc.log).unwrap_or_default();
+                return Err(StartError {
+                    what: format!("{name} Envoy not ready after 60 s"),
+                    log,
+                    received: self.received(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a request through the client sidecar as `caller` (see envoy-config/client-sidecar.yaml).
+    pub fn send(&self, caller: &str, req: Request<'_>) -> Response {
+        let req = req.header("x-mesh-caller", caller);
+        http::send(self.outbound, &req).expect("request through the client sidecar")
+    }
+
+    /// What the backend received, one JSON object per request.
+    pub fn received(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.join("received.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// The audit events the filter wrote to the server sidecar's log, in order.
+    pub fn events(&self) -> Vec<Value> {
+        audit_events(&self.log("server"))
+    }
+
+    /// Waits for an access event for the request with this `x-request-id`.
+    pub fn access_event(&self, request_id: &str) -> Value {
+        eventually(Duration::from_secs(10), || {
+            self.events()
+                .into_iter()
+                .find(|e| e["event"] == "access" && e["request"]["id"] == request_id)
+        })
+        .unwrap_or_else(|| panic!("no access event for {request_id}:\n{}", self.log("server")))
+    }
+
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.procs.iter().map(|p| (p.name, p.child.id())).collect()
+    }
+}
+
+/// Audit events in an Envoy log: the JSON object that ends a `wasm log` line.
+pub fn audit_events(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter(|l| l.contains("wasm log"))
+        .filter_map(|l| l.find("{\"schema\"").map(|i| &l[i..]))
+        .filter_map(|j| serde_json::from_str(j).ok())
+        .collect()
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for p in self.procs.iter_mut().rev() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("mesh files kept for inspection: {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// True while a process with this pid exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port")
+}
