@@ -2,7 +2,7 @@
 //!
 //! The core (`config`, `identity`, `authz`, `pan`, `audit`) knows nothing of proxy-wasm.
 //! `filter` is the request flow over the `host::Host` trait; `adapter` binds it to proxy-wasm
-//! and exists only when built for wasm.
+//! and exists only when built for wasm with the `proxy` feature (the default).
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -13,5 +13,5 @@ pub mod host;
 pub mod identity;
 pub mod pan;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "proxy"))]
 mod adapter;

@@ -9,13 +9,16 @@ use crate::host::HostError;
 
 const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
+/// A local reply as the fake host recorded it: status, headers, body.
+type Reply = (u32, Vec<(String, String)>, String);
+
 #[derive(Default)]
 struct FakeHost {
     properties: HashMap<String, Vec<u8>>,
     failing_properties: bool,
     request_headers: HashMap<String, String>,
     response_headers: HashMap<String, String>,
-    replies: RefCell<Vec<(u32, Vec<(String, String)>, String)>>,
+    replies: RefCell<Vec<Reply>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
 }
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of pci-mesh-guard, installing what it needs first:
+#   formatting and clippy (native and wasm32-wasip1), the release .wasm build,
+#   `cargo test` natively (unit tests, then the end-to-end suite under real Envoy 1.40.0 and 1.36.4),
+#   and the core's tests inside a wasm engine (wasm-bindgen-test under Node).
+# ENVOY_BIN=/path/to/envoy tests against that Envoy alone instead of the pinned PyPI builds.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+scripts/tools.sh
+if [ -z "${ENVOY_BIN:-}" ]; then
+  for v in 1.40.0 1.36.4; do echo "Envoy $v: $(scripts/envoy.sh "$v")"; done
+fi
+
+step "format and lint"
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --lib --target wasm32-wasip1 -- -D warnings
+cargo clippy --quiet --tests --no-default-features --target wasm32-unknown-unknown -- -D warnings
+
+step "build the filter"
+cargo build --quiet --release --lib --target wasm32-wasip1
+wasm="$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm"
+echo "$wasm: $(stat -c %s "$wasm") bytes"
+export PMG_WASM="$wasm"
+
+step "native tests: unit, then end-to-end under real Envoy"
+cargo test 2>&1
+
+step "core tests inside a wasm engine (Node)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$root/.tools/bin/wasm-bindgen-test-runner" \
+  cargo test --no-default-features --target wasm32-unknown-unknown --test wasm_core 2>&1
+
+step "all tests passed"

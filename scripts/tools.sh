@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing need beyond cargo itself, idempotently:
+# the wasm targets, wasm-bindgen-test-runner (the version Cargo.lock pins, into .tools/), and checks
+# for the system tools the mesh uses (python3, openssl, node).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+installed=$(rustup target list --installed 2>/dev/null || true)
+for t in wasm32-wasip1 wasm32-unknown-unknown; do
+  grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done
+for c in clippy rustfmt; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+
+missing=()
+for cmd in python3 openssl node curl; do
+  command -v "$cmd" >/dev/null || missing+=("$cmd")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    pkgs=()
+    for m in "${missing[@]}"; do
+      case $m in python3) pkgs+=(python3 python3-venv) ;; node) pkgs+=(nodejs) ;; *) pkgs+=("$m") ;; esac
+    done
+    apt-get update -qq && apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  else
+    echo "missing tools: ${missing[*]} (install them, then run again)" >&2
+    exit 1
+  fi
+fi
+
+# wasm-bindgen-test-runner must match the wasm-bindgen version in Cargo.lock exactly.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+runner="$root/.tools/bin/wasm-bindgen-test-runner"
+have=$("$runner" --version 2>/dev/null | awk '{print $2}' || true)
+if [ -n "$want" ] && [ "$have" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want into .tools/ (a few minutes, once)" >&2
+  cargo install --quiet --force --root "$root/.tools" wasm-bindgen-cli --version "$want"
+fi

@@ -1,0 +1,84 @@
+//! The core inside a wasm engine (wasm-bindgen-test under Node): configuration, authorization,
+//! PAN classification and audit concealment behave there as they do natively.
+#![cfg(target_arch = "wasm32")]
+
+use pci_mesh_guard::audit::conceal_digit_runs;
+use pci_mesh_guard::authz::Reason;
+use pci_mesh_guard::config::Policy;
+use pci_mesh_guard::identity::{Peer, SpiffeId};
+use pci_mesh_guard::pan::{classify, Brand};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const POLICY: &[u8] = br#"{
+  "identity": {"trust_domains": ["cluster.local"]},
+  "authorization": {"rules": [
+    {"name": "checkout-may-charge", "principals": ["spiffe://cluster.local/ns/shop/sa/checkout"],
+     "paths": ["/v1/charges/*"], "methods": ["POST"]},
+    {"name": "no-admin", "action": "deny", "paths": ["/admin/*"]}
+  ]}
+}"#;
+
+fn peer(id: &str) -> Peer {
+    Peer {
+        mtls: true,
+        tls_version: Some("TLSv1.3".into()),
+        uri_san: Some(id.into()),
+        source: None,
+    }
+}
+
+#[wasm_bindgen_test]
+fn configuration_compiles_and_rejects_unknown_keys() {
+    assert!(Policy::parse(POLICY).is_ok());
+    let e = Policy::parse(br#"{"redaction":{"keep_lats":4}}"#).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("redaction.keep_lats: unknown field"),
+        "{e}"
+    );
+    let e = Policy::parse(br#"{"redaction":{"patterns":[{"name":"x","regex":"("}]}}"#).unwrap_err();
+    assert_eq!(e.path, "redaction.patterns[0].regex");
+}
+
+#[wasm_bindgen_test]
+fn decisions_match_the_native_ones() {
+    let a = Policy::parse(POLICY).unwrap().authorizer;
+    let checkout = a.authenticate(&peer("spiffe://cluster.local/ns/shop/sa/checkout"));
+    let d = a.decide(&checkout, "POST", "/v1/charges/ch_1?x=1");
+    assert!(d.allow);
+    assert_eq!(
+        a.rule(&d).map(|r| r.name.as_str()),
+        Some("checkout-may-charge")
+    );
+    assert!(!a.decide(&checkout, "POST", "/v1/charges/../admin/x").allow);
+    let d = a.decide(&checkout, "POST", "/admin/x");
+    assert_eq!((d.allow, d.reason), (false, Reason::Rule));
+    let foreign = a.authenticate(&peer("spiffe://evil.example/ns/shop/sa/checkout"));
+    assert_eq!(
+        a.decide(&foreign, "POST", "/v1/charges/x").reason,
+        Reason::UntrustedIdentity
+    );
+    assert_eq!(
+        a.decide(&a.authenticate(&Peer::default()), "GET", "/")
+            .reason,
+        Reason::NoMtls
+    );
+}
+
+#[wasm_bindgen_test]
+fn spiffe_ids_parse_the_same() {
+    let id = SpiffeId::parse("spiffe://cluster.local/ns/shop/sa/checkout").unwrap();
+    assert_eq!(id.namespace(), Some("shop"));
+    assert!(SpiffeId::parse("spiffe://cluster.local/ns/../sa/x").is_err());
+}
+
+#[wasm_bindgen_test]
+fn pans_are_classified_and_concealed() {
+    assert_eq!(classify(b"4111111111111111"), Some(Brand::Visa));
+    assert_eq!(classify(b"2223003122003222"), Some(Brand::Mastercard));
+    assert_eq!(classify(b"4111111111111112"), None);
+    assert_eq!(
+        conceal_digit_runs("/p?c=4111 1111 1111 1111", b'*'),
+        "/p?c=**** **** **** ****"
+    );
+}
