@@ -102,12 +102,13 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
     ap.add_argument("--port-file", required=True, help="where to write the port it listens on")
     ap.add_argument("--record", required=True, help="JSON-lines file of received requests")
     ap.add_argument("--fixtures", required=True, help="directory of fixture bodies")
     ap.add_argument("--keep", type=int, default=1 << 20, help="body bytes kept per request")
     args = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.record, server.fixtures, server.keep = args.record, args.fixtures, args.keep
     open(args.record, "a").close()

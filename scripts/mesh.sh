@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Starts and stops the local mesh: the recording backend, payments-api's server sidecar with
+# pci-mesh-guard, and a client sidecar that calls it over mTLS.
+#
+#   scripts/mesh.sh up DIR CONFIG.json   start it; state, configs and logs go to DIR
+#   scripts/mesh.sh down DIR             stop everything started by `up` in DIR
+#
+# Ports (127.0.0.1), overridable from the environment:
+#   PMG_OUTBOUND_PORT=15001  client sidecar: send plaintext HTTP here (header x-mesh-caller picks the identity)
+#   PMG_MTLS_PORT=15006      server sidecar, inbound mTLS      PMG_PLAIN_PORT=15007  inbound plaintext
+#   PMG_BACKEND_PORT=18080   backend
+# PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
+# With PMG_DOCKER=1 the two sidecars run in the stock envoyproxy/envoy image through
+# envoy-config/docker-compose.yaml instead (host networking, Linux).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+outbound_port=${PMG_OUTBOUND_PORT:-15001}
+mtls_port=${PMG_MTLS_PORT:-15006}
+plain_port=${PMG_PLAIN_PORT:-15007}
+backend_port=${PMG_BACKEND_PORT:-18080}
+wasm=${PMG_WASM:-$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm}
+
+# render TEMPLATE OUT KEY=VALUE...; PLUGIN_CONFIG_FILE=path fills {{PLUGIN_CONFIG}} as a JSON string.
+render() {
+  python3 - "$@" <<'PY'
+import json, sys
+template, out, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
+text = open(template).read()
+for pair in pairs:
+    key, value = pair.split("=", 1)
+    if key == "PLUGIN_CONFIG_FILE":
+        key, value = "PLUGIN_CONFIG", json.dumps(open(value).read())
+    text = text.replace("{{" + key + "}}", value)
+open(out, "w").write(text)
+PY
+}
+
+# wait_ready NAME ADMIN_FILE PID: until Envoy's admin answers /ready, or the process dies.
+wait_ready() {
+  local name=$1 admin_file=$2 pid=$3 i
+  for i in $(seq 1 600); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited during start-up; its log ends with:" >&2
+      tail -n 20 "$dir/$name.log" >&2
+      return 1
+    fi
+    if [ -s "$admin_file" ] && curl -fsS "http://$(cat "$admin_file")/ready" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$name not ready after 60 s" >&2
+  return 1
+}
+
+# start NAME CMD...: runs CMD in a session of its own (so `up` can return and `down` can stop the
+# whole group), logging to DIR/NAME.log. A bash stays as CMD's parent: Envoy stops itself when its
+# parent process exits, and the parent must outlive this script.
+start() {
+  local name=$1
+  shift
+  setsid bash -c '"$@"; exit $?' "$name" "$@" >"$dir/$name.log" 2>&1 </dev/null &
+  echo "$name $!" >>"$dir/pids"
+}
+
+up() {
+  dir=$1
+  local config=$2
+  [ -f "$config" ] || { echo "no plugin configuration at $config" >&2; exit 1; }
+  [ -f "$wasm" ] || { echo "no filter at $wasm: build it with cargo build --release --target wasm32-wasip1" >&2; exit 1; }
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  [ ! -s "$dir/pids" ] || { echo "a mesh seems to run from $dir already: scripts/mesh.sh down $dir" >&2; exit 1; }
+  rm -f "$dir"/*.admin "$dir/backend.port"
+  "$root/scripts/pki.sh" "$dir/pki" >/dev/null
+  cp "$config" "$dir/plugin-config.json"
+
+  start backend python3 "$root/scripts/backend.py" --port "$backend_port" --port-file "$dir/backend.port" \
+    --record "$dir/received.jsonl" --fixtures "$root/tests/fixtures"
+  for _ in $(seq 1 100); do [ -s "$dir/backend.port" ] && break; sleep 0.1; done
+  [ -s "$dir/backend.port" ] || { echo "the backend did not start:" >&2; cat "$dir/backend.log" >&2; exit 1; }
+
+  local pki=$dir/pki
+  if [ "${PMG_DOCKER:-0}" = 1 ]; then
+    # Paths as the containers see them: the mesh directory and the filter are mounted read-only.
+    pki=/mesh/pki
+  fi
+  render "$root/envoy-config/server-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
+    "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
+    "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
+    "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port"
+  render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
+    "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port"
+
+  if [ "${PMG_DOCKER:-0}" = 1 ]; then
+    PMG_UID=$(id -u) PMG_GID=$(id -g) MESH_DIR=$dir FILTER_DIR=$(dirname "$wasm") docker compose -f "$root/envoy-config/docker-compose.yaml" \
+      -p pci-mesh-guard up -d
+    echo "docker $dir" >>"$dir/pids"
+    for _ in $(seq 1 300); do
+      curl -fsS -o /dev/null "http://127.0.0.1:$outbound_port/" -H 'x-mesh-caller: checkout' 2>/dev/null && break
+      sleep 0.2
+    done
+    return 0
+  fi
+
+  local envoy
+  envoy=$("$root/scripts/envoy.sh")
+  for side in server client; do
+    start "$side" "$envoy" -c "$dir/$side.yaml" --use-dynamic-base-id --concurrency 1 \
+      --admin-address-path "$dir/$side.admin"
+    wait_ready "$side" "$dir/$side.admin" "$(awk -v n="$side" '$1 == n { print $2 }' "$dir/pids")" || {
+      down "$dir"
+      exit 1
+    }
+  done
+}
+
+down() {
+  dir=$1
+  [ -f "$dir/pids" ] || return 0
+  local name pid
+  while read -r name pid; do
+    if [ "$name" = docker ]; then
+      MESH_DIR=$pid FILTER_DIR=. docker compose -f "$root/envoy-config/docker-compose.yaml" -p pci-mesh-guard down >/dev/null 2>&1 || true
+      continue
+    fi
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done <"$dir/pids"
+  # Give them a moment to exit, then make sure.
+  for _ in $(seq 1 30); do
+    local alive=0
+    while read -r name pid; do
+      [ "$name" = docker ] && continue
+      kill -0 "$pid" 2>/dev/null && alive=1
+    done <"$dir/pids"
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  while read -r name pid; do
+    [ "$name" = docker ] && continue
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done <"$dir/pids"
+  rm -f "$dir/pids"
+}
+
+case "${1:-}" in
+  up) [ $# -eq 3 ] || { echo "usage: $0 up DIR CONFIG.json" >&2; exit 2; }; up "$2" "$3" ;;
+  down) [ $# -eq 2 ] || { echo "usage: $0 down DIR" >&2; exit 2; }; down "$2" ;;
+  *) echo "usage: $0 up DIR CONFIG.json | down DIR" >&2; exit 2 ;;
+esac
