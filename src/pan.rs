@@ -1,6 +1,13 @@
 //! Primary account numbers: the brand table, the Luhn check, masking settings and custom patterns.
+//! `scan` finds and masks PANs in a buffer; `redact` streams bodies through it.
 
 use std::fmt;
+
+pub mod redact;
+pub mod scan;
+
+pub use redact::{redact_all, Counts, Redactor, MAX_PATTERN_MATCH};
+pub use scan::Options;
 
 /// Upper bound on the compiled size of one custom pattern, so a configuration cannot make the VM
 /// spend unbounded memory on a regex.
@@ -44,14 +51,35 @@ impl fmt::Debug for Pattern {
 }
 
 impl Pattern {
+    /// Compiles a custom pattern. It must not match the empty string, and its longest possible
+    /// match must be known and at most `MAX_PATTERN_MATCH` bytes: that bound is what lets the
+    /// streaming redactor find every match whatever the chunking.
     pub fn compile(name: &str, regex: &str) -> Result<Pattern, String> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(regex)
+            .map_err(|e| format!("invalid regex: {}", one_line(&e.to_string())))?;
+        let props = hir.properties();
+        if props.minimum_len() == Some(0) {
+            return Err("the regex can match the empty string".into());
+        }
+        match props.maximum_len() {
+            Some(n) if n <= MAX_PATTERN_MATCH => {}
+            Some(n) => {
+                return Err(format!(
+                    "the regex can match {n} bytes; at most {MAX_PATTERN_MATCH} are allowed"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "the regex can match without bound (use bounded repetition such as \\d{{1,19}}); at most {MAX_PATTERN_MATCH} bytes are allowed"
+                ))
+            }
+        }
         let compiled = regex::bytes::RegexBuilder::new(regex)
             .size_limit(PATTERN_SIZE_LIMIT)
             .build()
             .map_err(|e| format!("invalid regex: {}", one_line(&e.to_string())))?;
-        if compiled.is_match(b"") {
-            return Err("the regex matches the empty string".into());
-        }
         Ok(Pattern {
             name: name.to_owned(),
             regex: compiled,
@@ -71,15 +99,27 @@ fn one_line(s: &str) -> String {
 /// Card brands of SPEC section 4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Brand {
-    Visa,
-    Mastercard,
-    Amex,
-    Discover,
-    Jcb,
-    Diners,
-    UnionPay,
-    Maestro,
+    Visa = 0,
+    Mastercard = 1,
+    Amex = 2,
+    Discover = 3,
+    Jcb = 4,
+    Diners = 5,
+    UnionPay = 6,
+    Maestro = 7,
 }
+
+/// Every brand, in the order of their discriminants.
+pub const ALL_BRANDS: [Brand; 8] = [
+    Brand::Visa,
+    Brand::Mastercard,
+    Brand::Amex,
+    Brand::Discover,
+    Brand::Jcb,
+    Brand::Diners,
+    Brand::UnionPay,
+    Brand::Maestro,
+];
 
 impl Brand {
     pub fn as_str(self) -> &'static str {
@@ -218,7 +258,18 @@ mod tests {
         let e = Pattern::compile("x", "(unclosed").unwrap_err();
         assert!(e.starts_with("invalid regex:"), "{e}");
         assert!(!e.contains('\n'), "{e}");
-        assert!(Pattern::compile("x", "a*").is_err(), "matches empty");
+        assert!(Pattern::compile("x", "a*")
+            .unwrap_err()
+            .contains("empty string"));
+        assert!(Pattern::compile("x", r"\b")
+            .unwrap_err()
+            .contains("empty string"));
+        assert!(Pattern::compile("x", r"\d+")
+            .unwrap_err()
+            .contains("without bound"));
+        assert!(Pattern::compile("x", r"a{300}")
+            .unwrap_err()
+            .contains("300 bytes"));
         assert!(Pattern::compile("ssn", r"\b\d{3}-\d{2}-\d{4}\b").is_ok());
     }
 }

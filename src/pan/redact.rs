@@ -1,0 +1,252 @@
+//! The streaming redactor: bodies pass through chunk by chunk, PANs and custom patterns are masked
+//! wherever they fall across chunk boundaries, and only a small bounded tail is held back.
+//!
+//! Output for any chunking equals the output of redacting the whole stream at once, because every
+//! decision reads at most a bounded window around it (see `scan`) and the redactor keeps that window:
+//! `CONTEXT` bytes already released behind, and every byte not yet settled ahead.
+
+use std::rc::Rc;
+
+use super::scan::{self, Found, Options};
+use super::{Brand, Pattern};
+
+/// Longest match of a custom pattern, in bytes. Patterns that could match more are rejected at
+/// configure time, so their matches, too, are found whatever the chunking.
+pub const MAX_PATTERN_MATCH: usize = 256;
+/// Released bytes kept in front of the unsettled ones, for look-behind (scanner, regex `\b`).
+const CONTEXT: usize = 64;
+/// Upper bound on the bytes a redactor holds back between chunks.
+pub const MAX_HELD: usize = MAX_PATTERN_MATCH + scan::LOOKAHEAD + 8;
+
+const BRANDS: usize = 8;
+
+/// What one redactor (or one place, such as request headers) saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// PANs detected.
+    pub found: u64,
+    /// PANs masked.
+    pub redacted: u64,
+    /// PANs let through (a `pan` grant, or `dry_run`).
+    pub passed: u64,
+    /// PANs detected per brand, indexed by `Brand as usize`.
+    pub by_brand: [u64; BRANDS],
+    /// Custom pattern matches (masked, or counted only when masking is off).
+    pub patterns: u64,
+}
+
+impl Counts {
+    fn record(&mut self, brand: Brand, masked: bool) {
+        self.found += 1;
+        if masked {
+            self.redacted += 1;
+        } else {
+            self.passed += 1;
+        }
+        if let Some(c) = self.by_brand.get_mut(brand as usize) {
+            *c += 1;
+        }
+    }
+
+    pub fn add(&mut self, other: &Counts) {
+        self.found += other.found;
+        self.redacted += other.redacted;
+        self.passed += other.passed;
+        self.patterns += other.patterns;
+        for (a, b) in self.by_brand.iter_mut().zip(other.by_brand) {
+            *a += b;
+        }
+    }
+
+    /// Per-brand counts that are not zero.
+    pub fn brands(&self) -> impl Iterator<Item = (Brand, u64)> + '_ {
+        super::ALL_BRANDS
+            .iter()
+            .zip(self.by_brand)
+            .filter(|(_, n)| *n > 0)
+            .map(|(b, n)| (*b, n))
+    }
+}
+
+/// Where a redaction pass stands, as offsets in its buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    /// Bytes before it are handed out (or about to be).
+    released: usize,
+    /// Bytes before it have had their PAN decisions made (and were masked and counted).
+    scanned: usize,
+}
+
+/// Settles the buffer as far as the data allows: masks PANs from `cur.scanned` on, then custom
+/// patterns over the bytes whose PAN decisions are final, and moves the cursor. `pattern_pos[i]`
+/// is where pattern `i` resumes (absolute in `buf`); a missing entry means `cur.released`.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    buf: &mut [u8],
+    cur: &mut Cursor,
+    at_end: bool,
+    opts: &Options,
+    patterns: &[Pattern],
+    mask_patterns: bool,
+    pattern_pos: &mut [usize],
+    counts: &mut Counts,
+) {
+    let start = cur.released;
+    let pan_settled = scan::scan(
+        buf,
+        cur.scanned.max(start),
+        at_end,
+        opts,
+        &mut |f: Found| counts.record(f.brand, opts.mask),
+    );
+    cur.scanned = pan_settled;
+    if patterns.is_empty() {
+        cur.released = pan_settled;
+        return;
+    }
+    // A match that starts before `limit` ends before `pan_settled`, since matches are bounded.
+    let limit = if at_end {
+        pan_settled
+    } else {
+        pan_settled.saturating_sub(MAX_PATTERN_MATCH).max(start)
+    };
+    let mask_char = opts.masking.mask_char;
+    let Some(hay) = buf.get_mut(..pan_settled) else {
+        return;
+    };
+    for (i, p) in patterns.iter().enumerate() {
+        let mut pos = pattern_pos.get(i).copied().unwrap_or(start).max(start);
+        while pos < limit {
+            let Some(m) = p.regex.find_at(hay, pos).map(|m| m.range()) else {
+                pos = limit;
+                break;
+            };
+            if m.start >= limit {
+                pos = limit;
+                break;
+            }
+            counts.patterns += 1;
+            if mask_patterns {
+                if let Some(r) = hay.get_mut(m.clone()) {
+                    r.fill(mask_char);
+                }
+            }
+            // Patterns never match the empty string (checked at configure time); be safe anyway.
+            pos = m.end.max(m.start + 1);
+        }
+        if let Some(slot) = pattern_pos.get_mut(i) {
+            *slot = pos;
+        }
+    }
+    cur.released = limit;
+}
+
+/// Redacts a whole value at once (a header value, a path, a file read entirely), in place.
+pub fn redact_all(
+    bytes: &mut [u8],
+    opts: &Options,
+    patterns: &[Pattern],
+    mask_patterns: bool,
+    counts: &mut Counts,
+) {
+    let mut cur = Cursor::default();
+    settle(
+        bytes,
+        &mut cur,
+        true,
+        opts,
+        patterns,
+        mask_patterns,
+        &mut [],
+        counts,
+    );
+}
+
+/// A streaming redactor for one body.
+pub struct Redactor {
+    opts: Options,
+    patterns: Rc<[Pattern]>,
+    mask_patterns: bool,
+    /// `buf[..cur.released]` has been handed out; of it, the last `CONTEXT` bytes at most are kept
+    /// as look-behind. `buf[cur.released..]` is held. Invariant after a call:
+    /// `cur.released <= cur.scanned <= buf.len()` and `buf.len() - cur.released <= MAX_HELD`.
+    buf: Vec<u8>,
+    /// Start of the bytes handed out by the last call.
+    out_start: usize,
+    cur: Cursor,
+    /// Where each pattern resumes, as an offset in `buf`.
+    pattern_pos: Vec<usize>,
+    counts: Counts,
+}
+
+impl Redactor {
+    pub fn new(opts: Options, patterns: Rc<[Pattern]>, mask_patterns: bool) -> Redactor {
+        let n = patterns.len();
+        Redactor {
+            opts,
+            patterns,
+            mask_patterns,
+            buf: Vec::new(),
+            out_start: 0,
+            cur: Cursor::default(),
+            pattern_pos: vec![0; n],
+            counts: Counts::default(),
+        }
+    }
+
+    /// Feeds the next chunk; returns the bytes now safe to pass on, masked. Across a stream the
+    /// returned bytes, followed by `finish`, are exactly as many as were fed.
+    pub fn push(&mut self, chunk: &[u8]) -> &[u8] {
+        self.compact();
+        self.buf.extend_from_slice(chunk);
+        self.process(false)
+    }
+
+    /// The stream has ended: settles and returns everything still held.
+    pub fn finish(&mut self) -> &[u8] {
+        self.compact();
+        self.process(true)
+    }
+
+    /// Bytes held back after the last call.
+    pub fn held(&self) -> usize {
+        self.buf.len() - self.cur.released
+    }
+
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// Drops released bytes but the look-behind context, moving the held bytes to the front.
+    fn compact(&mut self) {
+        let gone = self.cur.released.saturating_sub(CONTEXT);
+        if gone > 0 {
+            self.buf.drain(..gone);
+            self.cur.released -= gone;
+            self.cur.scanned -= gone;
+            for p in &mut self.pattern_pos {
+                *p = p.saturating_sub(gone);
+            }
+        }
+        self.out_start = self.cur.released;
+    }
+
+    fn process(&mut self, at_end: bool) -> &[u8] {
+        settle(
+            &mut self.buf,
+            &mut self.cur,
+            at_end,
+            &self.opts,
+            &self.patterns,
+            self.mask_patterns,
+            &mut self.pattern_pos,
+            &mut self.counts,
+        );
+        self.buf
+            .get(self.out_start..self.cur.released)
+            .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,417 @@
+//! The PAN scanner: finds and masks card numbers in a buffer whose data may continue past its end.
+//!
+//! A PAN (SPEC section 4) is 12 to 19 digits, contiguous or printed in groups: the first group has at
+//! least 4 digits, every later one at least 3, and groups are joined by one separator (space, `-`,
+//! `+`, `%20`, `%2D`). Groups are maximal digit runs, so a PAN is never part of a longer run.
+//!
+//! The scanner walks from one group start to the next. At each it tries the windows of consecutive
+//! groups that start there (at most 19 digits, so at most 6 groups) and masks the longest one that
+//! passes the Luhn check and a brand's IIN range. A window it cannot decide yet, because the buffer
+//! ends before the window could, stops the scan: everything before that group is settled, the rest
+//! must be scanned again with more data. Decisions read at most `LOOKBEHIND` bytes before a group
+//! and `LOOKAHEAD` bytes past it, so a caller that keeps that much context decides exactly as a
+//! scan of the whole stream at once would.
+//!
+//! Before any of that, non-digit bytes are skipped eight at a time.
+
+use super::{classify, Brand, Masking};
+
+/// Most digits in a PAN.
+pub const MAX_DIGITS: usize = 19;
+/// Most bytes a printed PAN spans: 19 digits in 6 groups (4+3+3+3+3+3) with 3-byte separators.
+pub const MAX_PAN_BYTES: usize = MAX_DIGITS + 5 * 3;
+/// Bytes the scanner reads before a group start: a UUID (36 bytes) and the byte before it.
+pub const LOOKBEHIND: usize = 37;
+/// Bytes the scanner may need past a window's start to decide it (a UUID around it, plus one).
+pub const LOOKAHEAD: usize = MAX_PAN_BYTES + 37;
+
+/// How found PANs are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub masking: Masking,
+    /// Rewrite found PANs; when false they are only reported (granted callers, `dry_run`).
+    pub mask: bool,
+    /// The data is JSON: a PAN written as a bare number is masked with `9`s to stay a valid number.
+    pub json: bool,
+}
+
+/// A PAN the scanner found: its byte range in the buffer and its brand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub start: usize,
+    pub end: usize,
+    pub brand: Brand,
+}
+
+/// Scans `buf[from..]` for PANs; `buf[..from]` is settled context, read but never written.
+/// Masks each PAN found (when `opts.mask`), reports it to `found`, and returns the offset before
+/// which everything is settled. With `at_end` the data ends with `buf` and all of it is settled.
+pub fn scan(
+    buf: &mut [u8],
+    from: usize,
+    at_end: bool,
+    opts: &Options,
+    found: &mut impl FnMut(Found),
+) -> usize {
+    let len = buf.len();
+    let mut pos = from;
+    // A digit run that began in the context was settled as too long to be a PAN; skip its rest.
+    if pos > 0 && byte(buf, pos - 1).is_some_and(|b| b.is_ascii_digit()) && !in_escape(buf, pos - 1)
+    {
+        pos = digits_end(buf, pos);
+    }
+    while let Some(g) = find_digit(buf, pos) {
+        // The `2` and `0` of a `%20` (or the `2` of `%2D`) are a separator, not digits of the data.
+        if g >= 1 && byte(buf, g - 1) == Some(b'%') && byte(buf, g) == Some(b'2') {
+            match byte(buf, g + 1) {
+                Some(b'0') => {
+                    pos = g + 2;
+                    continue;
+                }
+                Some(b'd' | b'D') => {
+                    pos = g + 1;
+                    continue;
+                }
+                None if !at_end => return g,
+                _ => {}
+            }
+        }
+        match decide(buf, g, at_end) {
+            Window::Undecided => return g,
+            Window::None { next } => pos = next,
+            Window::Pan { end, groups, brand } => {
+                let f = Found {
+                    start: g,
+                    end,
+                    brand,
+                };
+                pos = end;
+                if opts.mask {
+                    pos = mask(buf, &groups, opts).unwrap_or(end);
+                }
+                found(f);
+            }
+        }
+    }
+    len
+}
+
+/// Up to 6 groups of one window, as byte ranges.
+#[derive(Debug, Clone, Copy)]
+struct Groups {
+    ranges: [(usize, usize); 6],
+    n: usize,
+}
+
+impl Groups {
+    fn iter(&self) -> impl Iterator<Item = &(usize, usize)> {
+        self.ranges.iter().take(self.n)
+    }
+}
+
+enum Window {
+    /// The buffer ends before the windows starting here can be decided.
+    Undecided,
+    /// No PAN starts at this group; go on from `next` (the group's end).
+    None { next: usize },
+    Pan {
+        end: usize,
+        groups: Groups,
+        brand: Brand,
+    },
+}
+
+/// Decides the windows that start at the group beginning at `g`.
+fn decide(buf: &[u8], g: usize, at_end: bool) -> Window {
+    let len = buf.len();
+    let first_end = digits_end(buf, g);
+    let mut groups = Groups {
+        ranges: [(0, 0); 6],
+        n: 0,
+    };
+    let mut total = 0usize;
+    let mut best: Option<(Groups, Brand)> = None;
+    let mut p = g;
+    loop {
+        let e = digits_end(buf, p);
+        let glen = e - p;
+        let open = e == len && !at_end; // the group may go on past the buffer
+        if groups.n == 0 {
+            if glen > MAX_DIGITS {
+                // Too long to be (or start) a PAN, however long it gets.
+                return Window::None { next: e };
+            }
+            if open {
+                return Window::Undecided;
+            }
+            if glen < 4 {
+                return Window::None { next: e };
+            }
+        } else if total + glen > MAX_DIGITS || (!open && glen < 3) {
+            break;
+        } else if open {
+            return Window::Undecided;
+        }
+        if let Some(slot) = groups.ranges.get_mut(groups.n) {
+            *slot = (p, e);
+            groups.n += 1;
+        } else {
+            break;
+        }
+        total += glen;
+        if total >= 12 {
+            match check(buf, g, &groups, total, at_end) {
+                Check::Pan(brand) => best = Some((groups, brand)),
+                Check::NotPan => {}
+                Check::Undecided => return Window::Undecided,
+            }
+        }
+        match separator(buf, e) {
+            Sep::Yes(n) => match byte(buf, e + n) {
+                Some(b) if b.is_ascii_digit() => p = e + n,
+                Some(_) => break,
+                None if at_end => break,
+                None => return Window::Undecided,
+            },
+            Sep::Partial if !at_end => return Window::Undecided,
+            Sep::Partial | Sep::No => break,
+        }
+    }
+    match best {
+        Some((groups, brand)) => Window::Pan {
+            end: groups.iter().last().map_or(first_end, |r| r.1),
+            groups,
+            brand,
+        },
+        None => Window::None { next: first_end },
+    }
+}
+
+enum Check {
+    Pan(Brand),
+    NotPan,
+    Undecided,
+}
+
+/// Is the window of `groups` (starting at `g`, `total` digits) a PAN?
+fn check(buf: &[u8], g: usize, groups: &Groups, total: usize, at_end: bool) -> Check {
+    let mut digits = [0u8; MAX_DIGITS];
+    let mut k = 0;
+    for &(s, e) in groups.iter() {
+        for &d in buf.get(s..e).unwrap_or(&[]) {
+            if let Some(slot) = digits.get_mut(k) {
+                *slot = d;
+                k += 1;
+            }
+        }
+    }
+    let Some(brand) = digits.get(..total).and_then(classify) else {
+        return Check::NotPan;
+    };
+    let end = groups.iter().last().map_or(g, |r| r.1);
+    // An E.164 phone number: '+' and at most 15 digits, not a separator between digit groups.
+    if groups.n == 1
+        && total <= 15
+        && g >= 1
+        && byte(buf, g - 1) == Some(b'+')
+        && !(g >= 2 && byte(buf, g - 2).is_some_and(|b| b.is_ascii_digit()))
+    {
+        return Check::NotPan;
+    }
+    match inside_uuid(buf, g, end, at_end) {
+        Some(true) => Check::NotPan,
+        Some(false) => Check::Pan(brand),
+        None => Check::Undecided,
+    }
+}
+
+fn is_hex_or_dash(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b == b'-'
+}
+
+/// Whether `buf[s..e]` lies inside a UUID (8-4-4-4-12 hex digits); `None` when the buffer ends
+/// before the answer is known.
+fn inside_uuid(buf: &[u8], s: usize, e: usize, at_end: bool) -> Option<bool> {
+    const UUID_LEN: usize = 36;
+    let mut a = s;
+    while a > 0 && s - a <= UUID_LEN && byte(buf, a - 1).is_some_and(is_hex_or_dash) {
+        a -= 1;
+    }
+    let mut b = e;
+    while b - a <= UUID_LEN && byte(buf, b).is_some_and(is_hex_or_dash) {
+        b += 1;
+    }
+    if b == buf.len() && b - a <= UUID_LEN && !at_end {
+        return None;
+    }
+    if b - a != UUID_LEN {
+        return Some(false);
+    }
+    let token = buf.get(a..b)?;
+    let shape = token.iter().enumerate().all(|(i, &c)| match i {
+        8 | 13 | 18 | 23 => c == b'-',
+        _ => c.is_ascii_hexdigit(),
+    });
+    Some(shape)
+}
+
+/// Masks the digits of a window in place: separators stay, `keep_first`/`keep_last` digits stay.
+///
+/// Kept digits must not combine with neighbouring digit groups into a new card number. Leading
+/// digits are kept only when no digit group comes right before the window; the kept trailing digits
+/// are scanned again as the start of a group (their offset is returned), so a PAN they would form
+/// with the groups after them is masked too.
+fn mask(buf: &mut [u8], groups: &Groups, opts: &Options) -> Option<usize> {
+    let (first_start, _) = *groups.ranges.first()?;
+    let total: usize = groups.iter().map(|(s, e)| e - s).sum();
+    // PCI DSS 3.4.1: at most the first eight digits of a PAN of 16 digits or more, the first six of
+    // a shorter one, whatever the configuration asks.
+    let max_first = if total >= 16 { 8 } else { 6 };
+    let mut keep_first = usize::from(opts.masking.keep_first).min(max_first);
+    if follows_group(buf, first_start) {
+        keep_first = 0;
+    }
+    let keep_last = usize::from(opts.masking.keep_last).min(total);
+    let bare = opts.json && groups.n == 1 && is_bare_json_number(buf, first_start);
+    let fill = if bare { b'9' } else { opts.masking.mask_char };
+    let mut k = 0;
+    let mut last_hidden = None;
+    let mut kept_tail = None;
+    for &(s, e) in groups.iter() {
+        for i in s..e {
+            if k >= keep_first && k + keep_last < total {
+                if let Some(d) = buf.get_mut(i) {
+                    *d = fill;
+                    last_hidden = Some(i);
+                }
+            } else if k + keep_last == total && keep_last > 0 {
+                kept_tail = Some(i);
+            }
+            k += 1;
+        }
+    }
+    if bare {
+        // Nines with the kept digits could still spell a valid card number; one digit changed
+        // breaks its Luhn check for certain. The group stays one run of digits, so nothing is
+        // scanned again.
+        let (s, e) = (first_start, groups.ranges.first()?.1);
+        if let Some(i) = last_hidden {
+            if buf.get(s..e).and_then(classify).is_some() {
+                if let Some(d) = buf.get_mut(i) {
+                    *d = b'8';
+                }
+            }
+        }
+        return None;
+    }
+    // The kept tail starts a group of its own unless a kept digit stands right before it.
+    kept_tail.filter(|&i| {
+        i > first_start
+            && (!byte(buf, i - 1).is_some_and(|b| b.is_ascii_digit()) || in_escape(buf, i - 1))
+    })
+}
+
+/// Whether the group at `g` follows another digit group across one separator.
+fn follows_group(buf: &[u8], g: usize) -> bool {
+    let digit_at =
+        |i: usize| byte(buf, i).is_some_and(|b| b.is_ascii_digit()) && !in_escape(buf, i);
+    let short = g >= 2 && matches!(byte(buf, g - 1), Some(b' ' | b'-' | b'+')) && digit_at(g - 2);
+    let escaped = g >= 4
+        && byte(buf, g - 3) == Some(b'%')
+        && byte(buf, g - 2) == Some(b'2')
+        && matches!(byte(buf, g - 1), Some(b'0' | b'd' | b'D'))
+        && digit_at(g - 4);
+    short || escaped
+}
+
+/// A number at `g` is a bare JSON number when the last non-blank byte before it opens a value
+/// (`:`, `[`, `,`) or there is none. Looks back at most `LOOKBEHIND` bytes; past that it assumes
+/// bare, which is safe either way (nines are valid inside strings too).
+fn is_bare_json_number(buf: &[u8], g: usize) -> bool {
+    let lo = g.saturating_sub(LOOKBEHIND);
+    for i in (lo..g).rev() {
+        match byte(buf, i) {
+            Some(b' ' | b'\t' | b'\r' | b'\n') => continue,
+            Some(b':' | b'[' | b',') | None => return true,
+            Some(_) => return false,
+        }
+    }
+    true
+}
+
+enum Sep {
+    Yes(usize),
+    /// The buffer ends inside what may be a `%20`/`%2D` separator.
+    Partial,
+    No,
+}
+
+fn separator(buf: &[u8], i: usize) -> Sep {
+    match byte(buf, i) {
+        Some(b' ' | b'-' | b'+') => Sep::Yes(1),
+        Some(b'%') => match (byte(buf, i + 1), byte(buf, i + 2)) {
+            (Some(b'2'), Some(b'0' | b'd' | b'D')) => Sep::Yes(3),
+            (None, _) | (Some(b'2'), None) => Sep::Partial,
+            _ => Sep::No,
+        },
+        _ => Sep::No,
+    }
+}
+
+/// Whether the digit at `i` belongs to a `%20` or `%2D` escape.
+fn in_escape(buf: &[u8], i: usize) -> bool {
+    let at = |k: usize| byte(buf, k);
+    match at(i) {
+        Some(b'2') => {
+            i >= 1 && at(i - 1) == Some(b'%') && matches!(at(i + 1), Some(b'0' | b'd' | b'D'))
+        }
+        Some(b'0') => i >= 2 && at(i - 1) == Some(b'2') && at(i - 2) == Some(b'%'),
+        _ => false,
+    }
+}
+
+#[inline]
+fn byte(buf: &[u8], i: usize) -> Option<u8> {
+    buf.get(i).copied()
+}
+
+/// The end of the digit run starting at `i`.
+#[inline]
+fn digits_end(buf: &[u8], i: usize) -> usize {
+    let rest = buf.get(i..).unwrap_or(&[]);
+    i + rest.iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+/// True when any byte of the little-endian word is an ASCII digit (0x30..=0x39). The classic
+/// "has byte between m and n" bit trick with m = 0x2F, n = 0x3A; bytes >= 0x80 never count.
+#[inline]
+fn word_has_digit(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & (LO * 127);
+    let below_n = (LO * (127 + 0x3A)).wrapping_sub(low7);
+    let above_m = low7.wrapping_add(LO * (127 - 0x2F));
+    (below_n & !w & above_m & HI) != 0
+}
+
+/// The first digit at or after `from`, skipping eight bytes at a time.
+#[inline]
+pub fn find_digit(buf: &[u8], from: usize) -> Option<usize> {
+    let rest = buf.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut skipped = 0;
+    for c in chunks.by_ref() {
+        let w = <[u8; 8]>::try_from(c).map_or(u64::MAX, u64::from_le_bytes);
+        if word_has_digit(w) {
+            break;
+        }
+        skipped += 8;
+    }
+    rest.get(skipped..)?
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| from + skipped + p)
+}
+
+#[cfg(test)]
+mod tests;
