@@ -1,35 +1,92 @@
 //! The proxy-wasm adapter: root and HTTP contexts that forward each callback to `filter`.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel as WasmLevel, MapType};
+use proxy_wasm::types::{
+    Action, BufferType, ContextType, LogLevel as WasmLevel, MapType, MetricType,
+};
 
 use crate::config::Policy;
 use crate::filter::{self, RequestFlow, Verdict};
-use crate::host::{Host, HostError, LogLevel};
+use crate::host::{Direction, Host, HostError, LogLevel, Map, Metric};
 
-/// `Host` over proxy-wasm host calls. Only the `Result`-returning calls are used: the SDK's
-/// trait helpers unwrap host errors, which would trap the VM.
+thread_local! {
+    /// Ids of the counters of `Metric::ALL`, defined once per VM.
+    static METRICS: RefCell<Vec<Option<u32>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn define_metrics() {
+    let ids = Metric::ALL
+        .iter()
+        .map(|m| hostcalls::define_metric(MetricType::Counter, m.name()).ok())
+        .collect();
+    METRICS.with(|m| *m.borrow_mut() = ids);
+}
+
+fn map_type(map: Map) -> MapType {
+    match map {
+        Map::RequestHeaders => MapType::HttpRequestHeaders,
+        Map::ResponseHeaders => MapType::HttpResponseHeaders,
+        Map::RequestTrailers => MapType::HttpRequestTrailers,
+        Map::ResponseTrailers => MapType::HttpResponseTrailers,
+    }
+}
+
+fn buffer_type(dir: Direction) -> BufferType {
+    match dir {
+        Direction::Request => BufferType::HttpRequestBody,
+        Direction::Response => BufferType::HttpResponseBody,
+    }
+}
+
+fn host_error(s: proxy_wasm::types::Status) -> HostError {
+    HostError(format!("{s:?}"))
+}
+
+/// `Host` over proxy-wasm host calls. Only calls that neither unwrap a host error nor decode
+/// header values as UTF-8 are used (the SDK's string-valued map calls panic on a value that is not
+/// UTF-8, which a client can send), so no request can trap the VM.
 struct WasmHost;
 
 impl Host for WasmHost {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        hostcalls::get_property(path.to_vec()).map_err(|s| HostError(format!("{s:?}")))
+        hostcalls::get_property(path.to_vec()).map_err(host_error)
     }
 
-    fn request_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+    fn header(&self, map: Map, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(map_type(map), name)
             .ok()
             .flatten()
     }
 
-    fn response_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
-            .ok()
-            .flatten()
+    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)> {
+        hostcalls::get_map_bytes(map_type(map)).unwrap_or_default()
+    }
+
+    fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_map_value_bytes(map_type(map), name, Some(value)).map_err(host_error)
+    }
+
+    fn body(&self, dir: Direction, start: usize, len: usize) -> Option<Vec<u8>> {
+        match hostcalls::get_buffer(buffer_type(dir), start, len) {
+            Ok(Some(b)) => Some(b),
+            Ok(None) => Some(Vec::new()),
+            Err(_) => None,
+        }
+    }
+
+    fn set_body(
+        &self,
+        dir: Direction,
+        start: usize,
+        len: usize,
+        data: &[u8],
+    ) -> Result<(), HostError> {
+        hostcalls::set_buffer(buffer_type(dir), start, len, data).map_err(host_error)
     }
 
     fn send_local_reply(
@@ -38,8 +95,22 @@ impl Host for WasmHost {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), HostError> {
-        hostcalls::send_http_response(status, headers.to_vec(), Some(body))
-            .map_err(|s| HostError(format!("{s:?}")))
+        hostcalls::send_http_response(status, headers.to_vec(), Some(body)).map_err(host_error)
+    }
+
+    fn reset(&self, dir: Direction) {
+        let _ = match dir {
+            Direction::Request => hostcalls::reset_http_request(),
+            Direction::Response => hostcalls::reset_http_response(),
+        };
+    }
+
+    fn increment(&self, metric: Metric, by: u64) {
+        let index = Metric::ALL.iter().position(|m| *m == metric);
+        let id = METRICS.with(|m| index.and_then(|i| m.borrow().get(i).copied().flatten()));
+        if let (Some(id), Ok(by)) = (id, i64::try_from(by)) {
+            let _ = hostcalls::increment_metric(id, by);
+        }
     }
 
     fn log(&self, level: LogLevel, message: &str) {
@@ -73,6 +144,9 @@ impl RootContext for Root {
             .flatten()
             .unwrap_or_default();
         self.policy = filter::configure(&WasmHost, &input);
+        if self.policy.is_some() {
+            define_metrics();
+        }
         self.policy.is_some()
     }
 
@@ -101,12 +175,28 @@ fn action(v: Verdict) -> Action {
 impl Context for Http {}
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        action(self.flow.on_request_headers(&WasmHost))
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_request_headers(&WasmHost, end_of_stream))
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        action(self.flow.on_response_headers(&WasmHost))
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_request_body(&WasmHost, size, end_of_stream))
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        action(self.flow.on_request_trailers(&WasmHost))
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_response_headers(&WasmHost, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_response_body(&WasmHost, size, end_of_stream))
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        action(self.flow.on_response_trailers(&WasmHost))
     }
 
     fn on_log(&mut self) {

@@ -1,21 +1,46 @@
 //! Audit events (SPEC section 5): one JSON object per event, never holding a readable PAN.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::pan::Counts;
+
 pub const SCHEMA: &str = "pci-mesh-guard/audit/v1";
 
-/// PAN counts of one place (request headers, request body, ...).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// PAN counts of one place (request headers, request body, ...). Never digits: only numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PlaceCounts {
     pub found: u64,
     pub redacted: u64,
     pub passed: u64,
+    /// PANs found per brand (`visa`, `mastercard`, ...); absent when none were found.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub brands: BTreeMap<&'static str, u64>,
+    /// Matches of the custom `redaction.patterns`; absent when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub patterns: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl From<&Counts> for PlaceCounts {
+    fn from(c: &Counts) -> PlaceCounts {
+        PlaceCounts {
+            found: c.found,
+            redacted: c.redacted,
+            passed: c.passed,
+            brands: c.brands().map(|(b, n)| (b.as_str(), n)).collect(),
+            patterns: c.patterns,
+        }
+    }
 }
 
 /// PAN counts per place for one request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PanCounts {
     pub request_headers: PlaceCounts,
     pub request_body: PlaceCounts,
@@ -26,7 +51,7 @@ pub struct PanCounts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RequestInfo {
     pub method: String,
-    /// The `:path`, with anything that could be a PAN concealed.
+    /// The `:path`, with PANs and custom pattern matches masked.
     pub path: String,
     pub host: String,
     /// The `x-request-id` header, or empty.
@@ -50,6 +75,9 @@ pub struct AccessEvent {
     pub request: RequestInfo,
     pub status: Option<u32>,
     pub pan: PanCounts,
+    /// Bodies that could not be scanned (compressed), by place; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unscannable: Vec<&'static str>,
 }
 
 /// The `config` event: a configuration was accepted or rejected.
@@ -122,69 +150,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Token {
-    Digit,
-    Separator,
-    Other,
-}
-
-/// The token at `i` and its length: a digit, a card separator (space, `-`, `+`, `%20`, `%2D`), or other.
-fn token(b: &[u8], i: usize) -> (Token, usize) {
-    match b.get(i) {
-        Some(c) if c.is_ascii_digit() => (Token::Digit, 1),
-        Some(b' ' | b'-' | b'+') => (Token::Separator, 1),
-        Some(b'%')
-            if b.get(i + 1) == Some(&b'2') && matches!(b.get(i + 2), Some(b'0' | b'd' | b'D')) =>
-        {
-            (Token::Separator, 3)
-        }
-        _ => (Token::Other, 1),
-    }
-}
-
-/// Replaces every digit of any run of digits and card separators that holds 12 or more digits.
-/// Used for values written to audit events: it over-conceals (adjacent dates or ids lose their
-/// digits too) but can never let a PAN through, whatever its grouping.
-pub fn conceal_digit_runs(s: &str, mask: u8) -> String {
-    let b = s.as_bytes();
-    let mut out = b.to_vec();
-    let mut i = 0;
-    while i < b.len() {
-        let (kind, len) = token(b, i);
-        if kind != Token::Digit {
-            i += len;
-            continue;
-        }
-        let start = i;
-        let mut digits = 0usize;
-        loop {
-            match token(b, i) {
-                (Token::Digit, n) => {
-                    digits += 1;
-                    i += n;
-                }
-                (Token::Separator, n) if i < b.len() => i += n,
-                _ => break,
-            }
-        }
-        if digits >= 12 {
-            let mut j = start;
-            while j < i {
-                let (kind, n) = token(b, j);
-                if kind == Token::Digit {
-                    if let Some(o) = out.get_mut(j) {
-                        *o = mask;
-                    }
-                }
-                j += n;
-            }
-        }
-    }
-    // Only ASCII digits were replaced by an ASCII byte, so the bytes are still UTF-8.
-    String::from_utf8(out).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,43 +162,6 @@ mod tests {
         assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
-    fn conceals_card_like_digit_runs_in_any_grouping() {
-        let cases = [
-            ("/pay?pan=4111111111111111", "/pay?pan=****************"),
-            (
-                "/pay?pan=4111-1111-1111-1111&x=1",
-                "/pay?pan=****-****-****-****&x=1",
-            ),
-            ("/p?c=4111+1111+1111+1111", "/p?c=****+****+****+****"),
-            (
-                "/p?c=4111%201111%201111%201111",
-                "/p?c=****%20****%20****%20****",
-            ),
-            (
-                "/p?c=4111%2D1111%2d1111%2D1111",
-                "/p?c=****%2D****%2d****%2D****",
-            ),
-        ];
-        for (input, want) in cases {
-            assert_eq!(conceal_digit_runs(input, b'*'), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn leaves_short_digit_runs_alone() {
-        for s in [
-            "/v1/orders/12345678901",
-            "/a?x=2026-11-25&y=10",
-            "/%20%20/1",
-            "-",
-            "",
-            "1 2 3",
-        ] {
-            assert_eq!(conceal_digit_runs(s, b'*'), s);
-        }
     }
 
     #[test]

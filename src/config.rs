@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::Deserialize;
 
@@ -230,7 +231,7 @@ pub struct Redaction {
     pub response_headers: bool,
     pub response_body: bool,
     pub masking: Masking,
-    pub patterns: Vec<Pattern>,
+    pub patterns: Rc<[Pattern]>,
     pub compressed_body: CompressedBody,
 }
 
@@ -450,7 +451,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                 keep_last: red.keep_last,
                 mask_char,
             },
-            patterns,
+            patterns: patterns.into(),
             compressed_body: red.compressed_body,
         },
         audit: AuditSettings {

@@ -2,13 +2,18 @@
 //!
 //! This is the whole behaviour of the plugin; `adapter` only forwards proxy-wasm callbacks here.
 
+mod body;
+
 use std::rc::Rc;
 
 use crate::audit::{self, AccessEvent, ConfigEvent, PanCounts, RequestInfo};
-use crate::authz::{Authentication, Decision, Reason};
-use crate::config::{Mode, Policy};
-use crate::host::{Host, LogLevel};
+use crate::authz::{Authentication, Decision, PanGrant, Reason};
+use crate::config::{CompressedBody, Mode, Policy};
+use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
 use crate::identity::Peer;
+use crate::pan::{self, Counts, Options, Redactor};
+
+pub use body::{BodyStream, Step, PAUSE_LIMIT};
 
 /// Prefix of every plain (non-event) log line of the plugin.
 pub const LOG_PREFIX: &str = "pci-mesh-guard:";
@@ -17,6 +22,7 @@ pub const LOG_PREFIX: &str = "pci-mesh-guard:";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Continue,
+    /// Stop iterating (headers: wait; body: buffer this data and call again).
     Stop,
 }
 
@@ -52,15 +58,31 @@ pub fn configure<H: Host>(host: &H, input: &[u8]) -> Option<Rc<Policy>> {
     }
 }
 
+/// Redaction of one direction, set up once the request is let through.
+#[derive(Default)]
+struct Side {
+    /// Scanning options for this direction (masking off for a `pan` grant or `dry_run`).
+    opts: Option<Options>,
+    mask_patterns: bool,
+    headers: Counts,
+    body: Option<BodyStream>,
+    /// The body was compressed and passed unscanned.
+    unscannable: bool,
+}
+
 /// Per-request state: a shared pointer to the compiled policy and what this request has shown.
 pub struct RequestFlow {
     /// `None` when the plugin has no accepted configuration: every request is refused.
     policy: Option<Rc<Policy>>,
     decision: Option<Decision>,
+    /// Set when the filter itself stopped the request for a reason other than authorization.
+    override_reason: Option<&'static str>,
     peer: Peer,
     principal: Option<String>,
-    request: RequestInfo,
+    info: RequestInfo,
     status: Option<u32>,
+    req: Side,
+    resp: Side,
     /// The access event has been written (at denial); the end of the stream must not write another.
     event_written: bool,
 }
@@ -70,19 +92,23 @@ impl RequestFlow {
         RequestFlow {
             policy,
             decision: None,
+            override_reason: None,
             peer: Peer::default(),
             principal: None,
-            request: RequestInfo::default(),
+            info: RequestInfo::default(),
             status: None,
+            req: Side::default(),
+            resp: Side::default(),
             event_written: false,
         }
     }
 
-    pub fn on_request_headers<H: Host>(&mut self, host: &H) -> Verdict {
-        let header = |name| host.request_header(name).unwrap_or_default();
-        self.request = RequestInfo {
+    pub fn on_request_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
+        let header = |name| host::text(host.header(Map::RequestHeaders, name));
+        let raw_path = header(":path");
+        self.info = RequestInfo {
             method: header(":method"),
-            path: audit::conceal_digit_runs(&header(":path"), b'*'),
+            path: String::new(),
             host: header(":authority"),
             id: header("x-request-id"),
         };
@@ -94,39 +120,180 @@ impl RequestFlow {
             self.reply(host, 503, "unavailable");
             return Verdict::Stop;
         };
+        self.info.path = audit_safe(&policy, &raw_path);
         self.peer = read_peer(host);
         let auth = policy.authorizer.authenticate(&self.peer);
         if let Authentication::Principal(id) = &auth {
             self.principal = Some(id.as_str().to_owned());
         }
-        let path = host.request_header(":path").unwrap_or_default();
-        let decision = policy.authorizer.decide(&auth, &self.request.method, &path);
+        let decision = policy
+            .authorizer
+            .decide(&auth, &self.info.method, &raw_path);
         self.decision = Some(decision);
-        if decision.allow || policy.mode == Mode::DryRun {
-            return Verdict::Continue;
+        let enforce = policy.mode == Mode::Enforce;
+        if !decision.allow && enforce {
+            return self.deny(host, 403, "forbidden", None);
         }
-        self.reply(host, 403, "forbidden");
-        self.status = Some(403);
-        self.write_event(host);
-        Verdict::Stop
-    }
 
-    pub fn on_response_headers<H: Host>(&mut self, host: &H) -> Verdict {
-        if self.status.is_none() {
-            self.status = host.response_header(":status").and_then(|s| s.parse().ok());
+        // Let through: set up redaction for both directions.
+        let grant = match policy.authorizer.rule(&decision) {
+            Some(rule) if decision.allow => rule.pan,
+            _ => PanGrant::default(),
+        };
+        let red = &policy.redaction;
+        let side_opts = |granted: bool| Options {
+            masking: red.masking,
+            mask: enforce && !granted,
+            json: false,
+        };
+        self.req.opts = Some(side_opts(grant.request));
+        self.resp.opts = Some(side_opts(grant.response));
+        self.req.mask_patterns = enforce;
+        self.resp.mask_patterns = enforce;
+
+        if red.request_headers {
+            redact_map(host, Map::RequestHeaders, &policy, &mut self.req);
+        }
+        if red.response_body {
+            // Ask for a body the filter can read. Failing that, `compressed_body` decides.
+            let _ = host.set_header(Map::RequestHeaders, "accept-encoding", b"identity");
+        }
+        if red.request_body && !end_of_stream {
+            if is_encoded(host, Map::RequestHeaders) {
+                if red.compressed_body == CompressedBody::Block && enforce {
+                    return self.deny(
+                        host,
+                        415,
+                        "unsupported_media_type",
+                        Some("unscannable_body"),
+                    );
+                }
+                self.req.unscannable = true;
+            } else {
+                let json = is_json(host, Map::RequestHeaders);
+                self.req.body = Some(body_stream(Direction::Request, &policy, &self.req, json));
+            }
         }
         Verdict::Continue
     }
 
-    /// The stream is over (Envoy's access-log stage): write the access event if not yet written.
+    pub fn on_request_body<H: Host>(&mut self, host: &H, size: usize, end: bool) -> Verdict {
+        self.on_body(host, Direction::Request, size, end)
+    }
+
+    pub fn on_request_trailers<H: Host>(&mut self, host: &H) -> Verdict {
+        self.on_trailers(host, Direction::Request)
+    }
+
+    pub fn on_response_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
+        if self.status.is_none() {
+            self.status = host::text(host.header(Map::ResponseHeaders, ":status"))
+                .parse()
+                .ok();
+        }
+        let Some(policy) = self.policy.clone() else {
+            return Verdict::Continue;
+        };
+        if self.event_written || self.resp.opts.is_none() {
+            // The filter's own local reply: nothing to redact.
+            return Verdict::Continue;
+        }
+        let red = &policy.redaction;
+        if red.response_headers {
+            redact_map(host, Map::ResponseHeaders, &policy, &mut self.resp);
+        }
+        if red.response_body && !end_of_stream {
+            if is_encoded(host, Map::ResponseHeaders) {
+                if red.compressed_body == CompressedBody::Block && policy.mode == Mode::Enforce {
+                    self.status = Some(502);
+                    return self.deny(host, 502, "bad_gateway", Some("unscannable_body"));
+                }
+                self.resp.unscannable = true;
+            } else {
+                let json = is_json(host, Map::ResponseHeaders);
+                self.resp.body = Some(body_stream(Direction::Response, &policy, &self.resp, json));
+            }
+        }
+        Verdict::Continue
+    }
+
+    pub fn on_response_body<H: Host>(&mut self, host: &H, size: usize, end: bool) -> Verdict {
+        self.on_body(host, Direction::Response, size, end)
+    }
+
+    pub fn on_response_trailers<H: Host>(&mut self, host: &H) -> Verdict {
+        self.on_trailers(host, Direction::Response)
+    }
+
+    /// The stream is over (Envoy's access-log stage): count, and write the access event.
     pub fn on_done<H: Host>(&mut self, host: &H) {
         if !self.event_written {
             self.write_event(host);
         }
     }
 
+    fn side(&mut self, dir: Direction) -> &mut Side {
+        match dir {
+            Direction::Request => &mut self.req,
+            Direction::Response => &mut self.resp,
+        }
+    }
+
+    fn on_body<H: Host>(&mut self, host: &H, dir: Direction, size: usize, end: bool) -> Verdict {
+        let Some(body) = self.side(dir).body.as_mut() else {
+            return Verdict::Continue;
+        };
+        let step = body.on_data(host, size, end);
+        self.step(host, dir, step)
+    }
+
+    fn on_trailers<H: Host>(&mut self, host: &H, dir: Direction) -> Verdict {
+        let Some(policy) = self.policy.clone() else {
+            return Verdict::Continue;
+        };
+        let headers_on = match dir {
+            Direction::Request => policy.redaction.request_headers,
+            Direction::Response => policy.redaction.response_headers,
+        };
+        if headers_on && self.side(dir).opts.is_some() {
+            redact_map(host, Map::trailers(dir), &policy, self.side(dir));
+        }
+        let Some(body) = self.side(dir).body.as_mut() else {
+            return Verdict::Continue;
+        };
+        let step = body.on_trailers(host);
+        self.step(host, dir, step)
+    }
+
+    fn step<H: Host>(&mut self, host: &H, dir: Direction, step: Step) -> Verdict {
+        match step {
+            Step::Continue => Verdict::Continue,
+            Step::Pause => Verdict::Stop,
+            Step::Failed => {
+                self.override_reason = Some("body_failure");
+                host.reset(dir);
+                Verdict::Stop
+            }
+        }
+    }
+
+    /// Answers locally and writes the access event now.
+    fn deny<H: Host>(
+        &mut self,
+        host: &H,
+        status: u32,
+        error: &str,
+        reason: Option<&'static str>,
+    ) -> Verdict {
+        self.override_reason = reason;
+        self.reply(host, status, error);
+        self.status = Some(status);
+        self.write_event(host);
+        Verdict::Stop
+    }
+
     fn reply<H: Host>(&self, host: &H, status: u32, error: &str) {
-        let body = serde_json::json!({ "error": error, "request_id": self.request.id }).to_string();
+        let body = serde_json::json!({ "error": error, "request_id": self.info.id }).to_string();
         let headers = [("content-type", "application/json")];
         if let Err(e) = host.send_local_reply(status, &headers, body.as_bytes()) {
             host.log(
@@ -148,24 +315,138 @@ impl RequestFlow {
             reason: Reason::Default,
             rule: None,
         });
+        let body_counts = |s: &Side| s.body.as_ref().map(|b| *b.counts()).unwrap_or_default();
+        let (req_body, resp_body) = (body_counts(&self.req), body_counts(&self.resp));
+        let pan = PanCounts {
+            request_headers: (&self.req.headers).into(),
+            request_body: (&req_body).into(),
+            response_headers: (&self.resp.headers).into(),
+            response_body: (&resp_body).into(),
+        };
+        let mut req_total = self.req.headers;
+        req_total.add(&req_body);
+        let mut resp_total = self.resp.headers;
+        resp_total.add(&resp_body);
+        for (metric, n) in [
+            (Metric::PanRedactedRequest, req_total.redacted),
+            (Metric::PanPassedRequest, req_total.passed),
+            (Metric::PanRedactedResponse, resp_total.redacted),
+            (Metric::PanPassedResponse, resp_total.passed),
+        ] {
+            if n > 0 {
+                host.increment(metric, n);
+            }
+        }
+        let unscannable = [
+            (self.req.unscannable, "request_body"),
+            (self.resp.unscannable, "response_body"),
+        ]
+        .into_iter()
+        .filter_map(|(u, place)| u.then_some(place))
+        .collect();
+        let blocked = self.override_reason.is_some();
         let event = AccessEvent {
             schema: audit::SCHEMA,
             ts: audit::rfc3339_millis(host.now()),
             event: "access",
-            decision: if decision.allow { "allow" } else { "deny" },
+            decision: if decision.allow && !blocked {
+                "allow"
+            } else {
+                "deny"
+            },
             enforced: policy.mode == Mode::Enforce,
             mode: policy.mode.as_str(),
-            reason: decision.reason.as_str(),
+            reason: self.override_reason.unwrap_or(decision.reason.as_str()),
             rule: policy.authorizer.rule(&decision).map(|r| r.name.clone()),
             principal: self.principal.clone(),
             source: self.peer.source.clone(),
             tls_version: self.peer.tls_version.clone(),
-            request: std::mem::take(&mut self.request),
+            request: std::mem::take(&mut self.info),
             status: self.status,
-            pan: PanCounts::default(),
+            pan,
+            unscannable,
         };
         host.log(LogLevel::Info, &audit::to_line(&event));
     }
+}
+
+fn body_stream(dir: Direction, policy: &Policy, side: &Side, json: bool) -> BodyStream {
+    let opts = Options {
+        json,
+        ..side.opts.unwrap_or(Options {
+            masking: policy.redaction.masking,
+            mask: true,
+            json,
+        })
+    };
+    let patterns = policy.redaction.patterns.clone();
+    BodyStream::new(dir, Redactor::new(opts, patterns, side.mask_patterns))
+}
+
+/// Redacts every value of a header or trailer map in place, counting into the side's headers.
+fn redact_map<H: Host>(host: &H, map: Map, policy: &Policy, side: &mut Side) {
+    let Some(opts) = side.opts else {
+        return;
+    };
+    for (name, mut value) in host.headers(map) {
+        let before = side.headers.found + side.headers.patterns;
+        pan::redact_all(
+            &mut value,
+            &opts,
+            &policy.redaction.patterns,
+            side.mask_patterns,
+            &mut side.headers,
+        );
+        let changed = side.headers.found + side.headers.patterns != before;
+        if changed && (opts.mask || side.mask_patterns) {
+            if let Err(e) = host.set_header(map, &name, &value) {
+                host.log(LogLevel::Error, &format!("{LOG_PREFIX} {name}: {e}"));
+                let dir = match map {
+                    Map::RequestHeaders | Map::RequestTrailers => Direction::Request,
+                    Map::ResponseHeaders | Map::ResponseTrailers => Direction::Response,
+                };
+                host.reset(dir);
+            }
+        }
+    }
+}
+
+/// The path as the audit trail may hold it: PANs and pattern matches always masked.
+fn audit_safe(policy: &Policy, path: &str) -> String {
+    let mut bytes = path.as_bytes().to_vec();
+    let opts = Options {
+        masking: policy.redaction.masking,
+        mask: true,
+        json: false,
+    };
+    pan::redact_all(
+        &mut bytes,
+        &opts,
+        &policy.redaction.patterns,
+        true,
+        &mut Counts::default(),
+    );
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The body is content-encoded (gzip, br, ...) and cannot be scanned as it is.
+fn is_encoded<H: Host>(host: &H, map: Map) -> bool {
+    match host.header(map, "content-encoding") {
+        None => false,
+        Some(v) => {
+            let v = String::from_utf8_lossy(&v);
+            v.split(',')
+                .map(str::trim)
+                .any(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+        }
+    }
+}
+
+fn is_json<H: Host>(host: &H, map: Map) -> bool {
+    host.header(map, "content-type").is_some_and(|v| {
+        let v = String::from_utf8_lossy(&v).to_ascii_lowercase();
+        v.contains("json")
+    })
 }
 
 /// Reads the connection facts. A property the host cannot give reads as absent, which

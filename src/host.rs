@@ -22,23 +22,105 @@ impl fmt::Display for HostError {
     }
 }
 
+/// Which way data flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Request,
+    Response,
+}
+
+/// A header or trailer map of the current stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Map {
+    RequestHeaders,
+    ResponseHeaders,
+    RequestTrailers,
+    ResponseTrailers,
+}
+
+impl Map {
+    pub fn headers(d: Direction) -> Map {
+        match d {
+            Direction::Request => Map::RequestHeaders,
+            Direction::Response => Map::ResponseHeaders,
+        }
+    }
+
+    pub fn trailers(d: Direction) -> Map {
+        match d {
+            Direction::Request => Map::RequestTrailers,
+            Direction::Response => Map::ResponseTrailers,
+        }
+    }
+}
+
+/// Counters the plugin keeps in the proxy's stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    PanRedactedRequest,
+    PanRedactedResponse,
+    PanPassedRequest,
+    PanPassedResponse,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 4] = [
+        Metric::PanRedactedRequest,
+        Metric::PanRedactedResponse,
+        Metric::PanPassedRequest,
+        Metric::PanPassedResponse,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::PanRedactedRequest => "pci_mesh_guard.pan_redacted.request",
+            Metric::PanRedactedResponse => "pci_mesh_guard.pan_redacted.response",
+            Metric::PanPassedRequest => "pci_mesh_guard.pan_passed.request",
+            Metric::PanPassedResponse => "pci_mesh_guard.pan_passed.response",
+        }
+    }
+}
+
 /// What the flow asks of the proxy. The wasm adapter implements it with proxy-wasm host calls
-/// (the `Result`-returning ones: a host error must never trap the VM); tests use a fake.
+/// (the `Result`-returning, byte-valued ones: neither a host error nor a header value that is not
+/// UTF-8 may trap the VM); tests use a fake.
 pub trait Host {
     /// A property such as `["connection", "mtls"]`; `Ok(None)` when the host has no value.
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
-    /// A request header (pseudo-headers such as `:path` included).
-    fn request_header(&self, name: &str) -> Option<String>;
-    /// A response header (`:status` included).
-    fn response_header(&self, name: &str) -> Option<String>;
-    /// Answers the request locally; the upstream never sees it.
+    /// One header or trailer (pseudo-headers such as `:path` and `:status` included).
+    fn header(&self, map: Map, name: &str) -> Option<Vec<u8>>;
+    /// Every entry of a header or trailer map.
+    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)>;
+    /// Replaces (or adds) one entry.
+    fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError>;
+    /// The body bytes the proxy holds for this callback: `[start, start + len)`.
+    fn body(&self, dir: Direction, start: usize, len: usize) -> Option<Vec<u8>>;
+    /// Replaces `[start, start + len)` of that body with `data` (`start` = its size appends).
+    fn set_body(
+        &self,
+        dir: Direction,
+        start: usize,
+        len: usize,
+        data: &[u8],
+    ) -> Result<(), HostError>;
+    /// Answers the request locally; the upstream never sees it (or its answer is replaced).
     fn send_local_reply(
         &self,
         status: u32,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), HostError>;
+    /// Aborts the stream: the last resort when neither passing nor answering is safe.
+    fn reset(&self, dir: Direction);
+    fn increment(&self, metric: Metric, by: u64);
     fn log(&self, level: LogLevel, message: &str);
     /// The host's wall clock.
     fn now(&self) -> SystemTime;
+}
+
+/// A header value as text, for values the flow only reads (method, path, ids).
+pub fn text(value: Option<Vec<u8>>) -> String {
+    value
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default()
 }

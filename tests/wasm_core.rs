@@ -2,11 +2,13 @@
 //! PAN classification and audit concealment behave there as they do natively.
 #![cfg(target_arch = "wasm32")]
 
-use pci_mesh_guard::audit::conceal_digit_runs;
 use pci_mesh_guard::authz::Reason;
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::identity::{Peer, SpiffeId};
-use pci_mesh_guard::pan::{classify, Brand};
+use pci_mesh_guard::pan::{
+    classify, redact_all, Brand, Counts, Masking, Options, Pattern, Redactor,
+};
+use std::rc::Rc;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const POLICY: &[u8] = br#"{
@@ -73,12 +75,43 @@ fn spiffe_ids_parse_the_same() {
 }
 
 #[wasm_bindgen_test]
-fn pans_are_classified_and_concealed() {
+fn pans_are_classified() {
     assert_eq!(classify(b"4111111111111111"), Some(Brand::Visa));
     assert_eq!(classify(b"2223003122003222"), Some(Brand::Mastercard));
     assert_eq!(classify(b"4111111111111112"), None);
+}
+
+fn opts() -> Options {
+    Options {
+        masking: Masking::default(),
+        mask: true,
+        json: false,
+    }
+}
+
+#[wasm_bindgen_test]
+fn scanner_masks_pans_in_every_format() {
+    let mut text = b"a 4111 1111 1111 1111, b 5555-5555-5555-4444, c 378282246310005%20x".to_vec();
+    let mut counts = Counts::default();
+    redact_all(&mut text, &opts(), &[], true, &mut counts);
     assert_eq!(
-        conceal_digit_runs("/p?c=4111 1111 1111 1111", b'*'),
-        "/p?c=**** **** **** ****"
+        String::from_utf8(text).unwrap(),
+        "a **** **** **** 1111, b ****-****-****-4444, c ***********0005%20x"
     );
+    assert_eq!((counts.found, counts.redacted), (3, 3));
+}
+
+#[wasm_bindgen_test]
+fn streaming_redactor_masks_across_every_split() {
+    let input = b"pan 4111111111111111 ssn 123-45-6789 end";
+    let patterns: Rc<[Pattern]> =
+        vec![Pattern::compile("ssn", r"\d{3}-\d{2}-\d{4}").unwrap()].into();
+    let want = b"pan ************1111 ssn *********** end".to_vec();
+    for cut in 0..=input.len() {
+        let mut r = Redactor::new(opts(), patterns.clone(), true);
+        let mut out = r.push(&input[..cut]).to_vec();
+        out.extend_from_slice(r.push(&input[cut..]));
+        out.extend_from_slice(r.finish());
+        assert_eq!(out, want, "cut at {cut}");
+    }
 }

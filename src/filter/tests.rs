@@ -1,4 +1,5 @@
-//! The whole request flow against a fake host: decisions, local replies and audit lines.
+//! The whole request flow against a fake host: decisions, local replies, redaction of headers and
+//! streamed bodies (with the proxy's buffering emulated), and audit lines.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,15 +12,24 @@ const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
 /// A local reply as the fake host recorded it: status, headers, body.
 type Reply = (u32, Vec<(String, String)>, String);
+/// One header map's entries.
+type Entries = Vec<(String, Vec<u8>)>;
 
 #[derive(Default)]
 struct FakeHost {
     properties: HashMap<String, Vec<u8>>,
     failing_properties: bool,
-    request_headers: HashMap<String, String>,
-    response_headers: HashMap<String, String>,
+    maps: RefCell<HashMap<String, Entries>>,
+    /// The body bytes the proxy currently holds for each direction.
+    bodies: RefCell<HashMap<String, Vec<u8>>>,
     replies: RefCell<Vec<Reply>>,
+    resets: RefCell<Vec<Direction>>,
+    metrics: RefCell<HashMap<&'static str, u64>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
+}
+
+fn key<T: std::fmt::Debug>(t: T) -> String {
+    format!("{t:?}")
 }
 
 impl FakeHost {
@@ -39,12 +49,19 @@ impl FakeHost {
     }
 
     fn request(&mut self, method: &str, path: &str) {
-        self.request_headers.insert(":method".into(), method.into());
-        self.request_headers.insert(":path".into(), path.into());
-        self.request_headers
-            .insert(":authority".into(), "payments-api".into());
-        self.request_headers
-            .insert("x-request-id".into(), "req-1".into());
+        self.put(Map::RequestHeaders, ":method", method);
+        self.put(Map::RequestHeaders, ":path", path);
+        self.put(Map::RequestHeaders, ":authority", "payments-api");
+        self.put(Map::RequestHeaders, "x-request-id", "req-1");
+    }
+
+    fn put(&self, map: Map, name: &str, value: &str) {
+        let _ = self.set_header(map, name, value.as_bytes());
+    }
+
+    fn get(&self, map: Map, name: &str) -> Option<String> {
+        self.header(map, name)
+            .map(|v| String::from_utf8(v).unwrap())
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
@@ -63,11 +80,53 @@ impl Host for FakeHost {
         }
         Ok(self.properties.get(&path.join(".")).cloned())
     }
-    fn request_header(&self, name: &str) -> Option<String> {
-        self.request_headers.get(name).cloned()
+    fn header(&self, map: Map, name: &str) -> Option<Vec<u8>> {
+        let maps = self.maps.borrow();
+        let entries = maps.get(&key(map))?;
+        entries
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
-    fn response_header(&self, name: &str) -> Option<String> {
-        self.response_headers.get(name).cloned()
+    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)> {
+        self.maps
+            .borrow()
+            .get(&key(map))
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
+        let mut maps = self.maps.borrow_mut();
+        let entries = maps.entry(key(map)).or_default();
+        match entries.iter_mut().find(|(k, _)| k == name) {
+            Some(e) => e.1 = value.to_vec(),
+            None => entries.push((name.to_string(), value.to_vec())),
+        }
+        Ok(())
+    }
+    fn body(&self, dir: Direction, start: usize, len: usize) -> Option<Vec<u8>> {
+        let bodies = self.bodies.borrow();
+        let b = bodies.get(&key(dir)).cloned().unwrap_or_default();
+        Some(b.get(start..(start + len).min(b.len()))?.to_vec())
+    }
+    /// Envoy's rules: at 0 the first `len` bytes are replaced; at the end, data is appended.
+    fn set_body(
+        &self,
+        dir: Direction,
+        start: usize,
+        len: usize,
+        data: &[u8],
+    ) -> Result<(), HostError> {
+        let mut bodies = self.bodies.borrow_mut();
+        let b = bodies.entry(key(dir)).or_default();
+        if start == 0 {
+            b.splice(..len.min(b.len()), data.iter().copied());
+        } else if start >= b.len() {
+            b.extend_from_slice(data);
+        } else {
+            return Err(HostError("BadArgument".into()));
+        }
+        Ok(())
     }
     fn send_local_reply(
         &self,
@@ -83,12 +142,57 @@ impl Host for FakeHost {
         self.replies.borrow_mut().push((status, headers, body));
         Ok(())
     }
+    fn reset(&self, dir: Direction) {
+        self.resets.borrow_mut().push(dir);
+    }
+    fn increment(&self, metric: Metric, by: u64) {
+        *self.metrics.borrow_mut().entry(metric.name()).or_default() += by;
+    }
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_owned()));
     }
     fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_795_567_323_045)
     }
+}
+
+/// Streams `chunks` through the flow as Envoy does: data a callback paused stays in the proxy's
+/// buffer and is passed in again with the next chunk; data let go is what the other side gets.
+/// `trailers` ends the body with a trailers callback instead of end-of-stream.
+fn stream_body(
+    host: &FakeHost,
+    flow: &mut RequestFlow,
+    dir: Direction,
+    chunks: &[&[u8]],
+    trailers: bool,
+) -> Vec<u8> {
+    let mut delivered = vec![];
+    let k = key(dir);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let end = !trailers && i + 1 == chunks.len();
+        host.bodies
+            .borrow_mut()
+            .entry(k.clone())
+            .or_default()
+            .extend_from_slice(chunk);
+        let size = host.bodies.borrow()[&k].len();
+        let verdict = match dir {
+            Direction::Request => flow.on_request_body(host, size, end),
+            Direction::Response => flow.on_response_body(host, size, end),
+        };
+        if verdict == Verdict::Continue {
+            delivered.append(host.bodies.borrow_mut().get_mut(&k).unwrap());
+        }
+    }
+    if trailers {
+        let verdict = match dir {
+            Direction::Request => flow.on_request_trailers(host),
+            Direction::Response => flow.on_response_trailers(host),
+        };
+        assert_eq!(verdict, Verdict::Continue);
+        delivered.append(host.bodies.borrow_mut().get_mut(&k).unwrap());
+    }
+    delivered
 }
 
 const POLICY: &str = r#"{
@@ -105,10 +209,10 @@ fn policy(json: &str) -> Option<Rc<Policy>> {
 
 fn run(host: &mut FakeHost, json: &str) -> Verdict {
     let mut flow = RequestFlow::new(policy(json));
-    let verdict = flow.on_request_headers(host);
+    let verdict = flow.on_request_headers(host, true);
     if verdict == Verdict::Continue {
-        host.response_headers.insert(":status".into(), "200".into());
-        flow.on_response_headers(host);
+        host.put(Map::ResponseHeaders, ":status", "200");
+        flow.on_response_headers(host, true);
     }
     flow.on_done(host);
     verdict
@@ -157,8 +261,7 @@ fn denied_caller_gets_the_spec_403_naming_nothing() {
 #[test]
 fn request_id_is_escaped_in_the_denial_body() {
     let mut host = FakeHost::mtls("spiffe://cluster.local/ns/x/sa/y");
-    host.request_headers
-        .insert("x-request-id".into(), "a\"b".into());
+    host.put(Map::RequestHeaders, "x-request-id", "a\"b");
     run(&mut host, POLICY);
     let body = host.replies.borrow()[0].2.clone();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -233,6 +336,301 @@ fn audit_path_never_holds_a_pan() {
     assert!(logs.iter().all(|(_, l)| !l.contains("4111-1111")));
     assert_eq!(
         host.events()[0]["request"]["path"],
-        "/v1/charges?pan=****-****-****-****"
+        "/v1/charges?pan=****-****-****-1111"
     );
+}
+
+const OPEN: &str = r#"{
+  "authorization": {"rules": [
+    {"name": "vault", "principals": ["spiffe://cluster.local/ns/vault/sa/tokenizer"],
+     "pan": ["request", "response"]},
+    {"name": "anyone", "principals": ["*"]}
+  ]},
+  "redaction": {"patterns": [{"name": "ssn", "regex": "\\b\\d{3}-\\d{2}-\\d{4}\\b"}]}
+}"#;
+
+/// Starts a request through the flow with the given policy; returns the flow for more stages.
+fn start(host: &FakeHost, json: &str, end_of_stream: bool) -> RequestFlow {
+    let mut flow = RequestFlow::new(policy(json));
+    assert_eq!(
+        flow.on_request_headers(host, end_of_stream),
+        Verdict::Continue
+    );
+    flow
+}
+
+#[test]
+fn masks_pans_in_headers_query_string_and_cookies() {
+    let mut host = FakeHost::mtls(CHECKOUT);
+    host.request("GET", "/v1/cards?number=4111%201111%201111%201111&x=1");
+    host.put(Map::RequestHeaders, "x-card", "5555-5555-5555-4444");
+    host.put(
+        Map::RequestHeaders,
+        "cookie",
+        "session=abc; last_card=378282246310005",
+    );
+    host.put(Map::RequestHeaders, "x-ssn", "123-45-6789");
+    let mut flow = start(&host, OPEN, true);
+    let get = |n| host.get(Map::RequestHeaders, n).unwrap();
+    assert_eq!(
+        get(":path"),
+        "/v1/cards?number=****%20****%20****%201111&x=1"
+    );
+    assert_eq!(get("x-card"), "****-****-****-4444");
+    assert_eq!(get("cookie"), "session=abc; last_card=***********0005");
+    assert_eq!(get("x-ssn"), "***********");
+    assert_eq!(
+        get("accept-encoding"),
+        "identity",
+        "asks upstream for a readable body"
+    );
+    host.put(Map::ResponseHeaders, ":status", "200");
+    host.put(Map::ResponseHeaders, "x-echo", "card 6011000990139424");
+    flow.on_response_headers(&host, true);
+    assert_eq!(
+        host.get(Map::ResponseHeaders, "x-echo").unwrap(),
+        "card ************9424"
+    );
+    flow.on_done(&host);
+    let e = &host.events()[0];
+    assert_eq!(e["pan"]["request_headers"]["found"], 3);
+    assert_eq!(e["pan"]["request_headers"]["redacted"], 3);
+    assert_eq!(e["pan"]["request_headers"]["patterns"], 1);
+    assert_eq!(e["pan"]["request_headers"]["brands"]["amex"], 1);
+    assert_eq!(e["pan"]["response_headers"]["brands"]["discover"], 1);
+    assert_eq!(
+        e["request"]["path"],
+        "/v1/cards?number=****%20****%20****%201111&x=1"
+    );
+    assert_eq!(
+        host.metrics.borrow()["pci_mesh_guard.pan_redacted.request"],
+        3
+    );
+    assert_eq!(
+        host.metrics.borrow()["pci_mesh_guard.pan_redacted.response"],
+        1
+    );
+    let all_logs: String = host.logs.borrow().iter().map(|(_, l)| l.clone()).collect();
+    assert!(!all_logs.contains("4111") && !all_logs.contains("378282246310005"));
+}
+
+#[test]
+fn masks_a_pan_split_across_body_chunks_in_both_directions() {
+    let host = FakeHost::mtls(CHECKOUT);
+    host.put(Map::RequestHeaders, "content-type", "text/plain");
+    let mut flow = start(&host, OPEN, false);
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"pay 4111 11", b"11 1111 1111 now"],
+        false,
+    );
+    assert_eq!(got, b"pay **** **** **** 1111 now".to_vec());
+    host.put(Map::ResponseHeaders, ":status", "200");
+    host.put(Map::ResponseHeaders, "content-type", "application/json");
+    assert_eq!(flow.on_response_headers(&host, false), Verdict::Continue);
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Response,
+        &[
+            br#"{"card":55555555"#,
+            br#"55554444,"ssn":"123-4"#,
+            br#"5-6789"}"#,
+        ],
+        false,
+    );
+    assert_eq!(
+        got,
+        br#"{"card":9999999999994444,"ssn":"***********"}"#.to_vec()
+    );
+    flow.on_done(&host);
+    let e = &host.events()[0];
+    assert_eq!(e["pan"]["request_body"]["redacted"], 1);
+    assert_eq!(e["pan"]["response_body"]["brands"]["mastercard"], 1);
+    assert_eq!(e["pan"]["response_body"]["patterns"], 1);
+}
+
+#[test]
+fn held_tail_is_placed_before_trailers() {
+    let host = FakeHost::mtls(CHECKOUT);
+    let mut flow = start(&host, OPEN, false);
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"abc ", b"4111 1111 1111 1111"],
+        true,
+    );
+    assert_eq!(got, b"abc **** **** **** 1111".to_vec());
+    assert!(host.resets.borrow().is_empty());
+}
+
+#[test]
+fn granted_caller_moves_pans_untouched_but_counted() {
+    let host = FakeHost::mtls("spiffe://cluster.local/ns/vault/sa/tokenizer");
+    host.put(Map::RequestHeaders, "x-card", "4111111111111111");
+    let mut flow = start(&host, OPEN, false);
+    assert_eq!(
+        host.get(Map::RequestHeaders, "x-card").unwrap(),
+        "4111111111111111"
+    );
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"4111111111111111 123-45-6789"],
+        false,
+    );
+    assert_eq!(
+        got,
+        b"4111111111111111 ***********".to_vec(),
+        "patterns are not PANs: still masked"
+    );
+    flow.on_done(&host);
+    let e = &host.events()[0];
+    assert_eq!(e["rule"], "vault");
+    assert_eq!(e["pan"]["request_body"]["passed"], 1);
+    assert_eq!(e["pan"]["request_headers"]["passed"], 1);
+    assert_eq!(
+        host.metrics.borrow()["pci_mesh_guard.pan_passed.request"],
+        2
+    );
+    assert!(!e.to_string().contains("4111111111111111"));
+}
+
+#[test]
+fn dry_run_rewrites_nothing_but_counts_what_it_would_mask() {
+    let json = OPEN.replacen('{', r#"{"mode":"dry_run","#, 1);
+    let host = FakeHost::mtls(CHECKOUT);
+    let mut flow = start(&host, &json, false);
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"4111111111111111 123-45-6789"],
+        false,
+    );
+    assert_eq!(got, b"4111111111111111 123-45-6789".to_vec());
+    flow.on_done(&host);
+    let e = &host.events()[0];
+    assert_eq!(e["enforced"], false);
+    assert_eq!(e["pan"]["request_body"]["found"], 1);
+    assert_eq!(e["pan"]["request_body"]["passed"], 1);
+}
+
+#[test]
+fn compressed_request_body_is_refused_with_415_when_blocking() {
+    let host = FakeHost::mtls(CHECKOUT);
+    host.put(Map::RequestHeaders, "content-encoding", "gzip");
+    let mut flow = RequestFlow::new(policy(OPEN));
+    assert_eq!(flow.on_request_headers(&host, false), Verdict::Stop);
+    assert_eq!(host.replies.borrow()[0].0, 415);
+    let e = &host.events()[0];
+    assert_eq!(
+        (e["decision"].as_str(), e["reason"].as_str()),
+        (Some("deny"), Some("unscannable_body"))
+    );
+}
+
+#[test]
+fn compressed_bodies_pass_unscanned_and_audited_under_pass() {
+    let json = OPEN.replacen(
+        r#""redaction": {"#,
+        r#""redaction": {"compressed_body":"pass","#,
+        1,
+    );
+    let host = FakeHost::mtls(CHECKOUT);
+    host.put(Map::RequestHeaders, "content-encoding", "gzip");
+    let mut flow = start(&host, &json, false);
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"\x1f\x8b 4111111111111111"],
+        false,
+    );
+    assert_eq!(got, b"\x1f\x8b 4111111111111111".to_vec());
+    host.put(Map::ResponseHeaders, ":status", "200");
+    host.put(Map::ResponseHeaders, "content-encoding", "br");
+    assert_eq!(flow.on_response_headers(&host, false), Verdict::Continue);
+    flow.on_done(&host);
+    let e = &host.events()[0];
+    assert_eq!(e["decision"], "allow");
+    assert_eq!(
+        e["unscannable"],
+        serde_json::json!(["request_body", "response_body"])
+    );
+}
+
+#[test]
+fn compressed_response_is_replaced_by_502_when_blocking() {
+    let host = FakeHost::mtls(CHECKOUT);
+    let mut flow = start(&host, OPEN, true);
+    host.put(Map::ResponseHeaders, ":status", "200");
+    host.put(Map::ResponseHeaders, "content-encoding", "gzip");
+    assert_eq!(flow.on_response_headers(&host, false), Verdict::Stop);
+    assert_eq!(host.replies.borrow()[0].0, 502);
+    flow.on_done(&host);
+    let events = host.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "unscannable_body");
+    assert_eq!(events[0]["status"], 502);
+}
+
+#[test]
+fn identity_encoding_is_readable() {
+    let host = FakeHost::mtls(CHECKOUT);
+    host.put(Map::RequestHeaders, "content-encoding", "identity");
+    let mut flow = start(&host, OPEN, false);
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"4111111111111111"],
+        false,
+    );
+    assert_eq!(got, b"************1111".to_vec());
+}
+
+#[test]
+fn switched_off_places_are_left_alone() {
+    let json = r#"{"authorization":{"default_action":"allow"},"redaction":{"request_headers":false,"request_body":false}}"#;
+    let host = FakeHost::mtls(CHECKOUT);
+    host.put(Map::RequestHeaders, "x-card", "4111111111111111");
+    let mut flow = start(&host, json, false);
+    assert_eq!(
+        host.get(Map::RequestHeaders, "x-card").unwrap(),
+        "4111111111111111"
+    );
+    let got = stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"4111111111111111"],
+        false,
+    );
+    assert_eq!(got, b"4111111111111111".to_vec());
+}
+
+#[test]
+fn tail_that_cannot_be_placed_before_trailers_aborts_the_stream() {
+    let host = FakeHost::mtls(CHECKOUT);
+    let mut flow = start(&host, OPEN, false);
+    // Past the pause limit the data is let go while the undecided tail stays in the redactor.
+    let mut big = vec![b'x'; PAUSE_LIMIT + 1024];
+    big.extend_from_slice(b" 4111 1111");
+    host.bodies
+        .borrow_mut()
+        .insert(key(Direction::Request), big.clone());
+    assert_eq!(
+        flow.on_request_body(&host, big.len(), false),
+        Verdict::Continue
+    );
+    host.bodies.borrow_mut().clear();
+    assert_eq!(flow.on_request_trailers(&host), Verdict::Stop);
+    assert_eq!(*host.resets.borrow(), [Direction::Request]);
+    flow.on_done(&host);
+    assert_eq!(host.events()[0]["reason"], "body_failure");
 }

@@ -1,0 +1,124 @@
+//! One direction's body, streamed through a `Redactor` as the proxy hands it over chunk by chunk.
+//!
+//! The redactor may hold back a short tail it cannot decide yet. While it does, the chunk's settled
+//! bytes are handed back to the proxy with "pause" (Envoy buffers them, in order), so that if
+//! trailers come instead of more data the tail can still be appended before them. Once the proxy
+//! holds `PAUSE_LIMIT` bytes this way the data is let go, and only the tail waits, in the redactor.
+
+use crate::host::{Direction, Host, LogLevel};
+use crate::pan::{Counts, Redactor};
+
+/// Most body bytes the filter asks the proxy to hold back at once.
+pub const PAUSE_LIMIT: usize = 64 * 1024;
+
+/// What the proxy should do with the body after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// Buffer the data and call again with more (Envoy's StopIterationAndBuffer).
+    Pause,
+    /// The body could not be redacted safely; the stream must be aborted.
+    Failed,
+}
+
+pub struct BodyStream {
+    dir: Direction,
+    redactor: Redactor,
+    /// Bytes at the front of the proxy's body buffer that were already redacted and handed back
+    /// with a pause; the proxy passes them in again, followed by new data.
+    paused: usize,
+    /// The last callback paused: the proxy is buffering this body (possibly zero bytes of it).
+    buffering: bool,
+    /// Output of the current callback; reused so that chunks allocate nothing once warm.
+    out: Vec<u8>,
+    /// The stream has ended (end of data, or trailers): everything has been released.
+    done: bool,
+}
+
+impl BodyStream {
+    pub fn new(dir: Direction, redactor: Redactor) -> BodyStream {
+        BodyStream {
+            dir,
+            redactor,
+            paused: 0,
+            buffering: false,
+            out: Vec::new(),
+            done: false,
+        }
+    }
+
+    pub fn counts(&self) -> &Counts {
+        self.redactor.counts()
+    }
+
+    /// A body callback: `size` bytes are in the proxy's buffer; `end` marks the end of the stream.
+    pub fn on_data<H: Host>(&mut self, host: &H, size: usize, end: bool) -> Step {
+        if self.done {
+            return Step::Continue;
+        }
+        let data = if size == 0 {
+            Vec::new()
+        } else {
+            match host.body(self.dir, 0, size) {
+                Some(d) => d,
+                None => return self.fail(host, "cannot read the body"),
+            }
+        };
+        let paused = self.paused.min(data.len());
+        let (old, new) = data.split_at(paused);
+        self.out.clear();
+        self.out.extend_from_slice(old);
+        self.out.extend_from_slice(self.redactor.push(new));
+        if end {
+            self.out.extend_from_slice(self.redactor.finish());
+            self.done = true;
+        }
+        if self.out != data && host.set_body(self.dir, 0, size, &self.out).is_err() {
+            return self.fail(host, "cannot write the body");
+        }
+        if end || self.redactor.held() == 0 || self.out.len() >= PAUSE_LIMIT {
+            self.paused = 0;
+            self.buffering = false;
+            Step::Continue
+        } else {
+            self.paused = self.out.len();
+            self.buffering = true;
+            Step::Pause
+        }
+    }
+
+    /// Trailers arrived: the body is over. The held tail is appended to what the proxy buffers.
+    pub fn on_trailers<H: Host>(&mut self, host: &H) -> Step {
+        if self.done {
+            return Step::Continue;
+        }
+        self.done = true;
+        let paused = self.paused;
+        let tail = self.redactor.finish();
+        if tail.is_empty() {
+            return Step::Continue;
+        }
+        if !self.buffering {
+            // The proxy let this body go already, so the tail has nowhere to go.
+            return self.fail(host, "trailers arrived while body bytes were held");
+        }
+        let tail = tail.to_vec();
+        if host.set_body(self.dir, paused, 0, &tail).is_err() {
+            return self.fail(host, "cannot append the body's last bytes");
+        }
+        Step::Continue
+    }
+
+    fn fail<H: Host>(&mut self, host: &H, why: &str) -> Step {
+        self.done = true;
+        host.log(
+            LogLevel::Error,
+            &format!(
+                "{} {:?} body: {why}; stream aborted",
+                crate::filter::LOG_PREFIX,
+                self.dir
+            ),
+        );
+        Step::Failed
+    }
+}
