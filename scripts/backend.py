@@ -5,11 +5,14 @@ Each request becomes one JSON line in --record: method, path, headers, body leng
 (up to --keep bytes) the body itself, so tests and the demo can show what the backend really saw.
 
 Answers:
-  /fixture/<name>  the file <name> from --fixtures, with a content type guessed from its suffix
+  /fixture/<name>  the file <name> from --fixtures, with a content type guessed from its suffix;
+                   with ?encoding=gzip, gzip-compressed and labelled so (whatever the request's
+                   accept-encoding says, as a careless upstream would)
   anything else    {"ok": true, "received_bytes": N}
 A request header `x-backend-status: NNN` sets the response status.
 """
 import argparse
+import gzip
 import hashlib
 import json
 import mimetypes
@@ -79,19 +82,24 @@ class Handler(BaseHTTPRequestHandler):
             f.write(json.dumps(record) + "\n")
 
         status = int(self.headers.get("x-backend-status", "200"))
-        ctype = "application/json"
+        ctype, encoding = "application/json", None
         if self.path.startswith("/fixture/"):
-            name = os.path.basename(self.path[len("/fixture/"):].split("?")[0])
+            name, _, query = self.path[len("/fixture/"):].partition("?")
+            name = os.path.basename(name)
             try:
                 with open(os.path.join(self.server.fixtures, name), "rb") as f:
                     out = f.read()
                 ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                if "encoding=gzip" in query:
+                    out, encoding = gzip.compress(out), "gzip"
             except OSError:
                 status, out = 404, b'{"error":"no such fixture"}'
         else:
             out = json.dumps({"ok": True, "received_bytes": total}).encode()
         self.send_response(status)
         self.send_header("content-type", ctype)
+        if encoding:
+            self.send_header("content-encoding", encoding)
         self.send_header("content-length", str(len(out)))
         self.end_headers()
         if self.command != "HEAD":

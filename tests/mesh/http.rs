@@ -76,6 +76,44 @@ pub fn send(port: u16, req: &Request<'_>) -> io::Result<Response> {
     read_response(&mut stream)
 }
 
+/// Sends a request whose body goes out with chunked transfer encoding, one chunk per item of
+/// `chunks`, sleeping `pause` between chunks.
+pub fn send_chunked(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    chunks: impl Iterator<Item = Vec<u8>>,
+    pause: Duration,
+) -> io::Result<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.set_nodelay(true)?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: payments-api\r\nconnection: close\r\ntransfer-encoding: chunked\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    let mut first = true;
+    for chunk in chunks {
+        if !first && !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        first = false;
+        if chunk.is_empty() {
+            continue;
+        }
+        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+        stream.write_all(&chunk)?;
+        stream.write_all(b"\r\n")?;
+    }
+    stream.write_all(b"0\r\n\r\n")?;
+    read_response(&mut stream)
+}
+
 fn read_response(stream: &mut TcpStream) -> io::Result<Response> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;

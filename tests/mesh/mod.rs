@@ -381,6 +381,39 @@ impl Mesh {
         http::send(self.outbound, &req).expect("request through the client sidecar")
     }
 
+    /// Sends a chunked request through the client sidecar as `caller`, pausing between chunks.
+    pub fn send_chunked(
+        &self,
+        caller: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        chunks: impl Iterator<Item = Vec<u8>>,
+        pause: Duration,
+    ) -> Response {
+        let mut all = headers.to_vec();
+        all.push(("x-mesh-caller", caller.to_string()));
+        http::send_chunked(self.outbound, method, path, &all, chunks, pause)
+            .expect("chunked request through the client sidecar")
+    }
+
+    /// Resident memory of one of the mesh's processes, in bytes.
+    pub fn rss(&self, name: &str) -> u64 {
+        let pid = self
+            .procs
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.child.id())
+            .expect("no such process");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS")
+    }
+
     /// What the backend received, one JSON object per request.
     pub fn received(&self) -> Vec<Value> {
         fs::read_to_string(self.dir.join("received.jsonl"))
