@@ -1,0 +1,96 @@
+//! The native CLI runs the mesh's engine over files and stdin: `scan` reports without printing a
+//! PAN, `redact` rewrites, `check-config` validates; exit codes are usable in scripts.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn cli(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pci-mesh-guard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const LOG: &[u8] =
+    b"2026-11-25 pay card=4111 1111 1111 1111 ok\n{\"pan\":5555555555554444}\nts 1732492923045\n";
+
+#[test]
+fn scan_reports_places_and_brands_but_never_a_pan() {
+    let out = cli(&["scan"], LOG);
+    assert_eq!(out.status.code(), Some(1), "PANs found");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("-:1:21: **** **** **** 1111"), "{stdout}");
+    assert!(stdout.contains("-:2:8: ************4444"), "{stdout}");
+    assert!(
+        stdout.contains("-: 2 PANs (visa 1, mastercard 1)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("4111 1111") && !stdout.contains("5555555555554444"));
+    let clean = cli(&["scan"], b"order 12345 on 2026-11-25\n");
+    assert_eq!(clean.status.code(), Some(0));
+}
+
+#[test]
+fn redact_rewrites_stdin_and_files_in_place() {
+    let out = cli(&["redact", "--json", "--keep-first", "6"], LOG);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        "2026-11-25 pay card=4111 11** **** 1111 ok\n{\"pan\":5555559999994444}\nts 1732492923045\n"
+    );
+    let dir = std::env::temp_dir().join(format!("pmg-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("export.csv");
+    std::fs::write(&file, b"id,card\n1,378282246310005\n").unwrap();
+    let out = cli(&["redact", "--in-place", file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "id,card\n1,***********0005\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn config_file_supplies_masking_and_patterns() {
+    let dir = std::env::temp_dir().join(format!("pmg-cli-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("plugin.json");
+    std::fs::write(
+        &cfg,
+        br##"{"redaction":{"mask_char":"#","patterns":[{"name":"ssn","regex":"\\d{3}-\\d{2}-\\d{4}"}]}}"##,
+    )
+    .unwrap();
+    let out = cli(
+        &["redact", "--config", cfg.to_str().unwrap()],
+        b"4111111111111111 123-45-6789",
+    );
+    assert_eq!(text(&out.stdout), "############1111 ###########");
+    let ok = cli(&["check-config", cfg.to_str().unwrap()], b"");
+    assert_eq!(ok.status.code(), Some(0));
+    std::fs::write(&cfg, br#"{"redaction":{"keep_lats":4}}"#).unwrap();
+    let bad = cli(&["check-config", cfg.to_str().unwrap()], b"");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("redaction.keep_lats: unknown field"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_exit_with_2() {
+    assert_eq!(
+        cli(&["scan", "--keep-last", "9"], b"").status.code(),
+        Some(2)
+    );
+    assert_eq!(cli(&["frobnicate"], b"").status.code(), Some(2));
+    assert_eq!(cli(&[], b"").status.code(), Some(2));
+}
