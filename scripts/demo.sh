@@ -82,10 +82,23 @@ call demo-6 foreign POST /v1/charges '{"amount":1}'
 say "Scene 7: a certificate from a CA the mesh does not trust: refused in the TLS handshake, before the filter"
 call demo-7 rogue POST /v1/charges '{"amount":1}'
 
+say "Scene 8: checkout sends a card number and an SSN: the backend receives them masked"
+call demo-8 checkout POST /v1/charges '{"card":"4111 1111 1111 1111","ssn":"123-45-6789","amount":1299}'
+
+say "Scene 9: checkout reads a card on file: the backend returns the number, the caller receives it masked"
+call demo-9 checkout GET /fixture/card-on-file.json
+
+say "Scene 10: fraud-scoring holds a pan grant for responses (rule risk-may-read-card-data): the number passes"
+call demo-10 fraud GET /fixture/card-on-file.json
+
 say "Audit events written by the filter (server sidecar log, one JSON object per line)"
 sleep 0.5
 grep -h 'wasm log' "$dir/server.log" | grep -o '{"schema".*' | grep '"event":"access"' | while read -r line; do
-  python3 -c 'import json,sys; e=json.loads(sys.argv[1]); print("  %-7s %-5s enforced=%-5s reason=%-18s rule=%-22s principal=%s %s %s -> %s" % (e["request"]["id"], e["decision"], e["enforced"], e["reason"], e["rule"], e["principal"], e["request"]["method"], e["request"]["path"], e["status"]))' "$line"
+  python3 -c '
+import json, sys
+e = json.loads(sys.argv[1])
+pans = ", ".join("%s %s/%s/%s" % (place, c["found"], c["redacted"], c["passed"]) for place, c in e["pan"].items() if c["found"] or c.get("patterns"))
+print("  %-8s %-5s reason=%-18s rule=%-24s principal=%s %s %s -> %s%s" % (e["request"]["id"], e["decision"], e["reason"], e["rule"], e["principal"], e["request"]["method"], e["request"]["path"], e["status"], ("  PANs found/redacted/passed: " + pans) if pans else ""))' "$line"
 done
 echo "  (full events: grep -o '{\"schema\".*' $dir/server.log)"
 
