@@ -124,7 +124,7 @@ enum Window {
 /// Decides the windows that start at the group beginning at `g`.
 fn decide(buf: &[u8], g: usize, at_end: bool) -> Window {
     let len = buf.len();
-    let first_end = digits_end(buf, g);
+    let mut first_end = g;
     let mut groups = Groups {
         ranges: [(0, 0); 6],
         n: 0,
@@ -137,6 +137,7 @@ fn decide(buf: &[u8], g: usize, at_end: bool) -> Window {
         let glen = e - p;
         let open = e == len && !at_end; // the group may go on past the buffer
         if groups.n == 0 {
+            first_end = e;
             if glen > MAX_DIGITS {
                 // Too long to be (or start) a PAN, however long it gets.
                 return Window::None { next: e };
