@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::lint::Finding;
 use crate::pan::Counts;
 
 pub const SCHEMA: &str = "pci-mesh-guard/audit/v1";
@@ -91,13 +92,18 @@ pub struct ConfigEvent {
     pub error: Option<String>,
     pub mode: Option<&'static str>,
     pub rules: usize,
+    /// The policy linter's findings.
+    pub findings: Vec<Finding>,
 }
 
 impl ConfigEvent {
-    pub fn new(now: SystemTime, result: Result<(&'static str, usize), String>) -> ConfigEvent {
-        let (accepted, error, mode, rules) = match result {
-            Ok((mode, rules)) => (true, None, Some(mode), rules),
-            Err(e) => (false, Some(e), None, 0),
+    pub fn new(
+        now: SystemTime,
+        result: Result<(&'static str, usize, Vec<Finding>), String>,
+    ) -> ConfigEvent {
+        let (accepted, error, mode, rules, findings) = match result {
+            Ok((mode, rules, findings)) => (true, None, Some(mode), rules, findings),
+            Err(e) => (false, Some(e), None, 0, Vec::new()),
         };
         ConfigEvent {
             schema: SCHEMA,
@@ -107,6 +113,7 @@ impl ConfigEvent {
             error,
             mode,
             rules,
+            findings,
         }
     }
 }
@@ -166,7 +173,7 @@ mod tests {
 
     #[test]
     fn events_serialize_with_spec_field_names() {
-        let e = ConfigEvent::new(UNIX_EPOCH, Ok(("enforce", 2)));
+        let e = ConfigEvent::new(UNIX_EPOCH, Ok(("enforce", 2, vec![])));
         let v: serde_json::Value = serde_json::from_str(&to_line(&e)).unwrap();
         assert_eq!(v["schema"], SCHEMA);
         assert_eq!(v["event"], "config");

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::authz::{Authorizer, PanGrant, Rule, RuleAction, StrMatch};
 use crate::identity::TlsVersion;
+use crate::lint::{lint, Finding};
 use crate::pan::{Masking, Pattern};
 
 /// A rejected configuration: which key, and why.
@@ -248,11 +249,22 @@ pub struct Policy {
     pub authorizer: Authorizer,
     pub redaction: Redaction,
     pub audit: AuditSettings,
+    /// What the policy linter found (never fatal here unless `strict`).
+    pub findings: Vec<Finding>,
 }
 
 impl Policy {
     /// Parses, validates and compiles a plugin configuration. Empty input means all defaults.
     pub fn parse(input: &[u8]) -> Result<Policy, ConfigError> {
+        Policy::parse_with(input, true)
+    }
+
+    /// As `parse`, but linter findings never reject it, even under `strict` (for the `lint` tool).
+    pub fn parse_lenient(input: &[u8]) -> Result<Policy, ConfigError> {
+        Policy::parse_with(input, false)
+    }
+
+    fn parse_with(input: &[u8], honour_strict: bool) -> Result<Policy, ConfigError> {
         let raw: RawConfig = if input.iter().all(u8::is_ascii_whitespace) {
             RawConfig::default()
         } else {
@@ -268,7 +280,7 @@ impl Policy {
                 ConfigError::new(path, e.into_inner().to_string())
             })?
         };
-        compile(raw)
+        compile(raw, honour_strict)
     }
 }
 
@@ -296,7 +308,7 @@ fn require_objects(root: &serde_json::Value) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
+fn compile(raw: RawConfig, honour_strict: bool) -> Result<Policy, ConfigError> {
     let id = raw.identity;
     let min_tls_version = TlsVersion::parse(&id.min_tls_version).ok_or_else(|| {
         ConfigError::new(
@@ -430,17 +442,34 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         ));
     }
 
+    let authorizer = Authorizer {
+        require_mtls: id.require_mtls,
+        min_tls_version,
+        trust_domains: id.trust_domains,
+        trust_xfcc: id.trust_xfcc,
+        default_allow: raw.authorization.default_action == RawAction::Allow,
+        rules,
+    };
+    let findings = lint(&authorizer);
+    if raw.strict && honour_strict {
+        if let Some(first) = findings.first() {
+            return Err(ConfigError::new(
+                first.path.clone(),
+                format!(
+                    "{} [{}] (strict: {} linter finding(s) make the configuration invalid)",
+                    first.message,
+                    first.code,
+                    findings.len()
+                ),
+            ));
+        }
+    }
+
     Ok(Policy {
         mode: raw.mode,
         strict: raw.strict,
-        authorizer: Authorizer {
-            require_mtls: id.require_mtls,
-            min_tls_version,
-            trust_domains: id.trust_domains,
-            trust_xfcc: id.trust_xfcc,
-            default_allow: raw.authorization.default_action == RawAction::Allow,
-            rules,
-        },
+        authorizer,
+        findings,
         redaction: Redaction {
             request_headers: red.request_headers,
             request_body: red.request_body,

@@ -33,15 +33,29 @@ pub fn configure<H: Host>(host: &H, input: &[u8]) -> Option<Rc<Policy>> {
         Ok(policy) => {
             let event = ConfigEvent::new(
                 host.now(),
-                Ok((policy.mode.as_str(), policy.authorizer.rules.len())),
+                Ok((
+                    policy.mode.as_str(),
+                    policy.authorizer.rules.len(),
+                    policy.findings.clone(),
+                )),
             );
             host.log(LogLevel::Info, &audit::to_line(&event));
+            for f in &policy.findings {
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "{LOG_PREFIX} policy lint [{}] {}: {}",
+                        f.code, f.path, f.message
+                    ),
+                );
+            }
             host.log(
                 LogLevel::Info,
                 &format!(
-                    "{LOG_PREFIX} configuration accepted: mode {}, {} rules",
+                    "{LOG_PREFIX} configuration accepted: mode {}, {} rules, {} linter findings",
                     policy.mode.as_str(),
-                    policy.authorizer.rules.len()
+                    policy.authorizer.rules.len(),
+                    policy.findings.len()
                 ),
             );
             Some(Rc::new(policy))

@@ -1,6 +1,6 @@
 //! pci-mesh-guard: a proxy-wasm HTTP filter that enforces PCI DSS inside a service mesh.
 //!
-//! The core (`config`, `identity`, `authz`, `pan`, `audit`) knows nothing of proxy-wasm.
+//! The core (`config`, `identity`, `authz`, `lint`, `pan`, `audit`) knows nothing of proxy-wasm.
 //! `filter` is the request flow over the `host::Host` trait; `adapter` binds it to proxy-wasm
 //! and exists only when built for wasm with the `proxy` feature (the default).
 #![forbid(unsafe_code)]
@@ -11,6 +11,7 @@ pub mod config;
 pub mod filter;
 pub mod host;
 pub mod identity;
+pub mod lint;
 pub mod pan;
 
 #[cfg(all(target_arch = "wasm32", feature = "proxy"))]

@@ -94,3 +94,42 @@ fn bad_arguments_exit_with_2() {
     assert_eq!(cli(&["frobnicate"], b"").status.code(), Some(2));
     assert_eq!(cli(&[], b"").status.code(), Some(2));
 }
+
+#[test]
+fn lint_lists_findings_with_exit_codes_for_pipelines() {
+    let dir = std::env::temp_dir().join(format!("pmg-cli-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("plugin.json");
+    std::fs::write(
+        &cfg,
+        br#"{"strict":true,"authorization":{"rules":[{"name":"all"},{"name":"x","methods":["get"]}]}}"#,
+    )
+    .unwrap();
+    let out = cli(&["lint", cfg.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("authorization.rules[0]: [permissive_allow]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("authorization.rules[1]: [never_matches]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 finding(s)"), "{stdout}");
+    std::fs::write(
+        &cfg,
+        br#"{"authorization":{"rules":[{"name":"a","namespaces":["shop"]}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        cli(&["lint", cfg.to_str().unwrap()], b"").status.code(),
+        Some(0)
+    );
+    std::fs::write(&cfg, br#"{"authorization":{"rulez":[]}}"#).unwrap();
+    assert_eq!(
+        cli(&["lint", cfg.to_str().unwrap()], b"").status.code(),
+        Some(2)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -23,7 +23,9 @@ fn filter_loads_and_logs_its_accepted_configuration() {
             .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log));
         let log = mesh.log("server");
         assert!(
-            log.contains("pci-mesh-guard: configuration accepted: mode enforce, 1 rules"),
+            log.contains(
+                "pci-mesh-guard: configuration accepted: mode enforce, 1 rules, 0 linter findings"
+            ),
             "Envoy {}: no start-up line\n{log}",
             envoy.version
         );

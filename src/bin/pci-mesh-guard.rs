@@ -3,6 +3,7 @@
 //!   pci-mesh-guard scan [OPTIONS] [FILE...]     report where PANs are (never printing one)
 //!   pci-mesh-guard redact [OPTIONS] [FILE...]   write the input with PANs masked
 //!   pci-mesh-guard check-config FILE            validate a plugin configuration
+//!   pci-mesh-guard lint FILE                    the policy linter's findings
 //!
 //! Files are streamed through the same redactor that guards the mesh, in 64 KiB reads.
 
@@ -18,6 +19,7 @@ const USAGE: &str = "usage:
   pci-mesh-guard scan [OPTIONS] [FILE...]      report PANs found (exit 1 if any, 0 if none)
   pci-mesh-guard redact [OPTIONS] [FILE...]    write the input with PANs masked to stdout
   pci-mesh-guard check-config FILE             validate a plugin configuration (exit 0 if valid)
+  pci-mesh-guard lint FILE                     list policy findings (exit 0 if none, 1 if any)
 options:
   --config FILE      take masking settings and patterns from a plugin configuration's `redaction`
   --keep-first N     leading digits left visible (default 0, at most 8)
@@ -53,6 +55,23 @@ fn run() -> Result<ExitCode, String> {
     if command == "-h" || command == "--help" {
         println!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if command == "lint" {
+        let [_, file] = argv.as_slice() else {
+            return Err(USAGE.into());
+        };
+        let text = fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+        // Lint what the configuration says even when it asks for strict mode.
+        let policy = Policy::parse_lenient(&text).map_err(|e| format!("{file}: {e}"))?;
+        for f in &policy.findings {
+            println!("{file}: {}: [{}] {}", f.path, f.code, f.message);
+        }
+        println!("{file}: {} finding(s)", policy.findings.len());
+        return Ok(if policy.findings.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     if command == "check-config" {
         let [_, file] = argv.as_slice() else {

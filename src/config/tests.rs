@@ -245,3 +245,20 @@ fn keeps_bin_and_last_four_at_the_limits() {
         }
     );
 }
+
+#[test]
+fn strict_turns_the_first_linter_finding_into_a_rejection() {
+    let loose = r#"{"authorization":{"default_action":"allow","rules":[{"name":"all"}]}}"#;
+    let p = Policy::parse(loose.as_bytes()).unwrap();
+    assert_eq!(p.findings.len(), 2);
+    let strict = loose.replacen('{', r#"{"strict":true,"#, 1);
+    let e = err(&strict);
+    assert!(
+        e.starts_with("authorization.default_action: requests no rule matches are allowed"),
+        "{e}"
+    );
+    assert!(
+        e.contains("[default_allow] (strict: 2 linter finding(s)"),
+        "{e}"
+    );
+}
