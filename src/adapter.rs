@@ -20,9 +20,8 @@ thread_local! {
 }
 
 fn define_metrics() {
-    let ids = Metric::ALL
-        .iter()
-        .map(|m| hostcalls::define_metric(MetricType::Counter, m.name()).ok())
+    let ids = Metric::all()
+        .map(|m| hostcalls::define_metric(MetricType::Counter, &m.name()).ok())
         .collect();
     METRICS.with(|m| *m.borrow_mut() = ids);
 }
@@ -106,7 +105,7 @@ impl Host for WasmHost {
     }
 
     fn increment(&self, metric: Metric, by: u64) {
-        let index = Metric::ALL.iter().position(|m| *m == metric);
+        let index = Metric::all().position(|m| m == metric);
         let id = METRICS.with(|m| index.and_then(|i| m.borrow().get(i).copied().flatten()));
         if let (Some(id), Ok(by)) = (id, i64::try_from(by)) {
             let _ = hostcalls::increment_metric(id, by);

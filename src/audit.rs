@@ -71,6 +71,14 @@ pub struct AccessEvent {
     pub reason: &'static str,
     pub rule: Option<String>,
     pub principal: Option<String>,
+    /// Where the principal came from: `certificate`, or `xfcc` under `identity.trust_xfcc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<&'static str>,
+    /// The verified client certificate's subject and SHA-256 digest, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_cert_sha256: Option<String>,
     pub source: Option<String>,
     pub tls_version: Option<String>,
     pub request: RequestInfo,

@@ -2,7 +2,7 @@
 //!
 //! Rules are compiled once at configure time; `decide` walks them without allocating.
 
-use crate::identity::{Peer, SpiffeId, TlsVersion};
+use crate::identity::{xfcc, Peer, SpiffeId, TlsVersion};
 
 /// One value of a rule field: Istio's exact, `prefix*`, `*suffix` and `*` forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,8 +175,8 @@ pub struct Authorizer {
 /// The caller's identity as far as the connection proves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authentication {
-    /// A verified SPIFFE ID in a trusted domain.
-    Principal(SpiffeId),
+    /// A verified SPIFFE ID in a trusted domain; `via_xfcc` when it came from the XFCC header.
+    Principal { id: SpiffeId, via_xfcc: bool },
     /// No usable identity, and the policy does not require one.
     Anonymous,
     /// The request must be denied before any rule is looked at.
@@ -197,7 +197,14 @@ impl Authorizer {
             Some(v) if v >= self.min_tls_version => {}
             _ => return Authentication::Refused(Reason::WeakTls),
         }
-        let id = match peer.uri_san.as_deref().map(SpiffeId::parse) {
+        // The certificate speaks for the caller. Only a connection whose certificate names no
+        // one (a front proxy's) may hand that over to the XFCC header, and only when trusted.
+        let (claimed, via_xfcc) = match (&peer.uri_san, self.trust_xfcc) {
+            (Some(san), _) => (Some(san.clone()), false),
+            (None, true) => (peer.xfcc.as_deref().and_then(xfcc::last_uri), true),
+            (None, false) => (None, false),
+        };
+        let id = match claimed.as_deref().map(SpiffeId::parse) {
             Some(Ok(id)) => id,
             _ => return Authentication::Refused(Reason::UntrustedIdentity),
         };
@@ -206,14 +213,14 @@ impl Authorizer {
         {
             return Authentication::Refused(Reason::UntrustedIdentity);
         }
-        Authentication::Principal(id)
+        Authentication::Principal { id, via_xfcc }
     }
 
     /// Deny rules first, then allow rules, then the default action.
     pub fn decide(&self, auth: &Authentication, method: &str, raw_path: &str) -> Decision {
         let principal = match auth {
             Authentication::Refused(reason) => return Decision::deny(*reason),
-            Authentication::Principal(id) => Some(id),
+            Authentication::Principal { id, .. } => Some(id),
             Authentication::Anonymous => None,
         };
         let req = RequestFacts {

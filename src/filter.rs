@@ -93,6 +93,8 @@ pub struct RequestFlow {
     override_reason: Option<&'static str>,
     peer: Peer,
     principal: Option<String>,
+    /// The principal came from the XFCC header rather than the connection's certificate.
+    via_xfcc: bool,
     info: RequestInfo,
     status: Option<u32>,
     req: Side,
@@ -109,6 +111,7 @@ impl RequestFlow {
             override_reason: None,
             peer: Peer::default(),
             principal: None,
+            via_xfcc: false,
             info: RequestInfo::default(),
             status: None,
             req: Side::default(),
@@ -135,10 +138,11 @@ impl RequestFlow {
             return Verdict::Stop;
         };
         self.info.path = audit_safe(&policy, &raw_path);
-        self.peer = read_peer(host);
+        self.peer = read_peer(host, policy.authorizer.trust_xfcc);
         let auth = policy.authorizer.authenticate(&self.peer);
-        if let Authentication::Principal(id) = &auth {
+        if let Authentication::Principal { id, via_xfcc } = &auth {
             self.principal = Some(id.as_str().to_owned());
+            self.via_xfcc = *via_xfcc;
         }
         let decision = policy
             .authorizer
@@ -359,6 +363,17 @@ impl RequestFlow {
         .filter_map(|(u, place)| u.then_some(place))
         .collect();
         let blocked = self.override_reason.is_some();
+        let allowed = decision.allow && !blocked;
+        let reason = self.override_reason.unwrap_or(decision.reason.as_str());
+        let enforced = policy.mode == Mode::Enforce;
+        host.increment(
+            match (allowed, enforced) {
+                (true, _) => Metric::Allowed,
+                (false, true) => Metric::Denied(reason),
+                (false, false) => Metric::DryRunDenied,
+            },
+            1,
+        );
         let event = AccessEvent {
             schema: audit::SCHEMA,
             ts: audit::rfc3339_millis(host.now()),
@@ -373,6 +388,15 @@ impl RequestFlow {
             reason: self.override_reason.unwrap_or(decision.reason.as_str()),
             rule: policy.authorizer.rule(&decision).map(|r| r.name.clone()),
             principal: self.principal.clone(),
+            identity_source: self.principal.as_ref().map(|_| {
+                if self.via_xfcc {
+                    "xfcc"
+                } else {
+                    "certificate"
+                }
+            }),
+            peer_subject: self.peer.subject.clone(),
+            peer_cert_sha256: self.peer.cert_sha256.clone(),
             source: self.peer.source.clone(),
             tls_version: self.peer.tls_version.clone(),
             request: std::mem::take(&mut self.info),
@@ -465,7 +489,7 @@ fn is_json<H: Host>(host: &H, map: Map) -> bool {
 
 /// Reads the connection facts. A property the host cannot give reads as absent, which
 /// `authenticate` turns into a denial: no host error can make a request look more trusted.
-fn read_peer<H: Host>(host: &H) -> Peer {
+fn read_peer<H: Host>(host: &H, trust_xfcc: bool) -> Peer {
     let prop = |path: &[&str]| match host.property(path) {
         Ok(v) => v,
         Err(e) => {
@@ -486,6 +510,12 @@ fn read_peer<H: Host>(host: &H) -> Peer {
         tls_version: text(&["connection", "tls_version"]),
         uri_san: text(&["connection", "uri_san_peer_certificate"]),
         source: text(&["source", "address"]),
+        subject: text(&["connection", "subject_peer_certificate"]),
+        cert_sha256: text(&["connection", "sha256_peer_certificate_digest"]),
+        xfcc: trust_xfcc
+            .then(|| host.header(Map::RequestHeaders, "x-forwarded-client-cert"))
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok()),
     }
 }
 

@@ -61,22 +61,48 @@ pub enum Metric {
     PanRedactedResponse,
     PanPassedRequest,
     PanPassedResponse,
+    Allowed,
+    /// Requests denied (and enforced), by reason.
+    Denied(&'static str),
+    /// Requests `dry_run` let through that enforcement would have denied.
+    DryRunDenied,
 }
 
-impl Metric {
-    pub const ALL: [Metric; 4] = [
-        Metric::PanRedactedRequest,
-        Metric::PanRedactedResponse,
-        Metric::PanPassedRequest,
-        Metric::PanPassedResponse,
-    ];
+/// Reasons a request can be denied for, each with its own counter.
+pub const DENY_REASONS: [&str; 7] = [
+    "no_mtls",
+    "weak_tls",
+    "untrusted_identity",
+    "rule",
+    "default",
+    "unscannable_body",
+    "body_failure",
+];
 
-    pub fn name(self) -> &'static str {
+impl Metric {
+    /// Every counter, in a fixed order (the adapter defines them in this order).
+    pub fn all() -> impl Iterator<Item = Metric> {
+        [
+            Metric::PanRedactedRequest,
+            Metric::PanRedactedResponse,
+            Metric::PanPassedRequest,
+            Metric::PanPassedResponse,
+            Metric::Allowed,
+            Metric::DryRunDenied,
+        ]
+        .into_iter()
+        .chain(DENY_REASONS.into_iter().map(Metric::Denied))
+    }
+
+    pub fn name(self) -> String {
         match self {
-            Metric::PanRedactedRequest => "pci_mesh_guard.pan_redacted.request",
-            Metric::PanRedactedResponse => "pci_mesh_guard.pan_redacted.response",
-            Metric::PanPassedRequest => "pci_mesh_guard.pan_passed.request",
-            Metric::PanPassedResponse => "pci_mesh_guard.pan_passed.response",
+            Metric::PanRedactedRequest => "pci_mesh_guard.pan_redacted.request".into(),
+            Metric::PanRedactedResponse => "pci_mesh_guard.pan_redacted.response".into(),
+            Metric::PanPassedRequest => "pci_mesh_guard.pan_passed.request".into(),
+            Metric::PanPassedResponse => "pci_mesh_guard.pan_passed.response".into(),
+            Metric::Allowed => "pci_mesh_guard.requests.allowed".into(),
+            Metric::Denied(reason) => format!("pci_mesh_guard.requests.denied.{reason}"),
+            Metric::DryRunDenied => "pci_mesh_guard.requests.dry_run_denied".into(),
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+pub mod xfcc;
+
 /// Longest SPIFFE ID accepted, in bytes (SPIFFE ID spec: URIs are limited to 2048 bytes).
 pub const MAX_SPIFFE_ID_LEN: usize = 2048;
 /// Longest trust domain accepted (a DNS name is at most 255 bytes).
@@ -181,6 +183,12 @@ pub struct Peer {
     pub uri_san: Option<String>,
     /// The downstream address, `ip:port`.
     pub source: Option<String>,
+    /// The verified client certificate's subject, for the audit trail.
+    pub subject: Option<String>,
+    /// The SHA-256 digest (hex) of the verified client certificate, for the audit trail.
+    pub cert_sha256: Option<String>,
+    /// The `x-forwarded-client-cert` header; read only when `identity.trust_xfcc` is on.
+    pub xfcc: Option<String>,
 }
 
 #[cfg(test)]

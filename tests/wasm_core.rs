@@ -25,7 +25,7 @@ fn peer(id: &str) -> Peer {
         mtls: true,
         tls_version: Some("TLSv1.3".into()),
         uri_san: Some(id.into()),
-        source: None,
+        ..Peer::default()
     }
 }
 

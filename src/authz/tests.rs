@@ -41,7 +41,7 @@ fn peer(id: &str) -> Peer {
         mtls: true,
         tls_version: Some("TLSv1.3".into()),
         uri_san: Some(id.into()),
-        source: None,
+        ..Peer::default()
     }
 }
 
@@ -285,4 +285,45 @@ fn deny_rule_with_not_principals_catches_everyone_else() {
     ]);
     assert!(decide(&a, CHECKOUT, "GET", "/").allow);
     assert!(!decide(&a, NEWSLETTER, "GET", "/").allow);
+}
+
+#[test]
+fn xfcc_is_ignored_unless_trusted_and_the_certificate_names_no_one() {
+    let claim = format!("By=spiffe://cluster.local/ns/payments/sa/api;URI={CHECKOUT}");
+    let mut a = authz(vec![Rule {
+        principals: m(&[CHECKOUT]),
+        ..rule("checkout", RuleAction::Allow)
+    }]);
+    // A caller with its own certificate claiming to be checkout is judged by its certificate.
+    let spoof = Peer {
+        xfcc: Some(claim.clone()),
+        ..peer(NEWSLETTER)
+    };
+    a.trust_xfcc = true;
+    assert!(!a.decide(&a.authenticate(&spoof), "GET", "/").allow);
+    // A front proxy whose certificate has no URI SAN: XFCC speaks only when trusted.
+    let proxy = Peer {
+        uri_san: None,
+        xfcc: Some(claim),
+        ..peer(CHECKOUT)
+    };
+    let auth = a.authenticate(&proxy);
+    assert!(matches!(
+        auth,
+        Authentication::Principal { via_xfcc: true, .. }
+    ));
+    assert!(a.decide(&auth, "GET", "/").allow);
+    a.trust_xfcc = false;
+    assert_eq!(
+        a.authenticate(&proxy),
+        Authentication::Refused(Reason::UntrustedIdentity)
+    );
+    // Never over plaintext, even with mTLS optional.
+    a.trust_xfcc = true;
+    a.require_mtls = false;
+    let plain = Peer {
+        mtls: false,
+        ..proxy
+    };
+    assert_eq!(a.authenticate(&plain), Authentication::Anonymous);
 }

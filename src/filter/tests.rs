@@ -24,7 +24,7 @@ struct FakeHost {
     bodies: RefCell<HashMap<String, Vec<u8>>>,
     replies: RefCell<Vec<Reply>>,
     resets: RefCell<Vec<Direction>>,
-    metrics: RefCell<HashMap<&'static str, u64>>,
+    metrics: RefCell<HashMap<String, u64>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
 }
 
@@ -147,6 +147,7 @@ impl Host for FakeHost {
     }
     fn increment(&self, metric: Metric, by: u64) {
         *self.metrics.borrow_mut().entry(metric.name()).or_default() += by;
+        assert!(Metric::all().any(|m| m == metric), "{metric:?} is defined");
     }
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_owned()));
@@ -237,6 +238,8 @@ fn allowed_caller_continues_and_is_audited_with_its_rule() {
     assert_eq!(e["request"]["method"], "POST");
     assert_eq!(e["request"]["id"], "req-1");
     assert_eq!(e["ts"], "2026-11-25T00:42:03.045Z");
+    assert_eq!(e["identity_source"], "certificate");
+    assert_eq!(host.metrics.borrow()["pci_mesh_guard.requests.allowed"], 1);
 }
 
 #[test]
@@ -256,6 +259,10 @@ fn denied_caller_gets_the_spec_403_naming_nothing() {
     assert_eq!(events[0]["decision"], "deny");
     assert_eq!(events[0]["reason"], "default");
     assert_eq!(events[0]["status"], 403);
+    assert_eq!(
+        host.metrics.borrow()["pci_mesh_guard.requests.denied.default"],
+        1
+    );
 }
 
 #[test]
@@ -298,6 +305,14 @@ fn dry_run_lets_a_denied_request_through_and_marks_it() {
     );
     assert_eq!(e["mode"], "dry_run");
     assert_eq!(e["status"], 200);
+    assert_eq!(
+        host.metrics.borrow()["pci_mesh_guard.requests.dry_run_denied"],
+        1
+    );
+    assert!(!host
+        .metrics
+        .borrow()
+        .contains_key("pci_mesh_guard.requests.denied.default"));
 }
 
 #[test]
