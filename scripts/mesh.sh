@@ -8,6 +8,8 @@
 # Ports (127.0.0.1), overridable from the environment:
 #   PMG_OUTBOUND_PORT=15001  client sidecar: send plaintext HTTP here (header x-mesh-caller picks the identity)
 #   PMG_MTLS_PORT=15006      server sidecar, inbound mTLS      PMG_PLAIN_PORT=15007  inbound plaintext
+#   PMG_TLS_ANY_PORT=15008   test listener: client certificate optional, TLS 1.0 and up
+#   PMG_RAW_PORT=15009       test listener: mTLS without path normalization, XFCC passed through
 #   PMG_BACKEND_PORT=18080   backend
 # PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
 # With PMG_DOCKER=1 the two sidecars run in the stock envoyproxy/envoy image through
@@ -18,6 +20,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 outbound_port=${PMG_OUTBOUND_PORT:-15001}
 mtls_port=${PMG_MTLS_PORT:-15006}
 plain_port=${PMG_PLAIN_PORT:-15007}
+tls_any_port=${PMG_TLS_ANY_PORT:-15008}
+raw_port=${PMG_RAW_PORT:-15009}
 backend_port=${PMG_BACKEND_PORT:-18080}
 wasm=${PMG_WASM:-$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm}
 
@@ -89,9 +93,10 @@ up() {
   render "$root/envoy-config/server-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
     "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
-    "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port"
+    "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port"
   render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
-    "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port"
+    "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
+    "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"
 
   if [ "${PMG_DOCKER:-0}" = 1 ]; then
     PMG_UID=$(id -u) PMG_GID=$(id -g) MESH_DIR=$dir FILTER_DIR=$(dirname "$wasm") docker compose -f "$root/envoy-config/docker-compose.yaml" \

@@ -243,12 +243,16 @@ impl<'a> MeshBuilder<'a> {
                 ("BACKEND_PORT", backend_port.to_string()),
                 ("MTLS_PORT", self.mtls_port.to_string()),
                 ("PLAIN_PORT", "0".into()),
+                ("TLS_ANY_PORT", "0".into()),
+                ("RAW_PORT", "0".into()),
             ],
         );
         let admin = mesh.start_envoy("server", &server_yaml)?;
         let ports = listener_ports(&admin);
         mesh.server_mtls = port_of(&ports, "inbound_mtls");
         mesh.server_plain = port_of(&ports, "inbound_plaintext");
+        let tls_any = port_of(&ports, "inbound_tls_any");
+        let raw = port_of(&ports, "inbound_raw");
         mesh.server_admin = admin;
 
         if self.client {
@@ -258,6 +262,8 @@ impl<'a> MeshBuilder<'a> {
                     ("PKI", pki.display().to_string()),
                     ("SERVER_MTLS_PORT", mesh.server_mtls.to_string()),
                     ("SERVER_PLAIN_PORT", mesh.server_plain.to_string()),
+                    ("SERVER_TLS_ANY_PORT", tls_any.to_string()),
+                    ("SERVER_RAW_PORT", raw.to_string()),
                     ("OUTBOUND_PORT", "0".into()),
                 ],
             );
