@@ -327,3 +327,105 @@ fn xfcc_is_ignored_unless_trusted_and_the_certificate_names_no_one() {
     };
     assert_eq!(a.authenticate(&plain), Authentication::Anonymous);
 }
+
+/// The worked examples of Istio's AuthorizationPolicy reference and tasks, written as this
+/// plugin's rules (one Istio rule with several sources or operations becomes several rules), and
+/// the requests they must allow or deny.
+#[test]
+fn matches_istio_reference_examples() {
+    const SLEEP: &str = "spiffe://cluster.local/ns/default/sa/sleep";
+    const TEST_NS: &str = "spiffe://cluster.local/ns/test/sa/any";
+    const DEV_NS: &str = "spiffe://cluster.local/ns/dev/sa/app";
+    const FOO_NS: &str = "spiffe://cluster.local/ns/foo/sa/app";
+    let examples: &[(&str, &str, &[(&str, &str, &str, bool)])] = &[
+        (
+            "allow sleep or namespace test: GET /info* or POST /data",
+            r#"[{"name":"a","principals":["spiffe://cluster.local/ns/default/sa/sleep"],"methods":["GET"],"paths":["/info*"]},
+                {"name":"b","principals":["spiffe://cluster.local/ns/default/sa/sleep"],"methods":["POST"],"paths":["/data"]},
+                {"name":"c","namespaces":["test"],"methods":["GET"],"paths":["/info*"]},
+                {"name":"d","namespaces":["test"],"methods":["POST"],"paths":["/data"]}]"#,
+            &[
+                (SLEEP, "GET", "/info/1", true),
+                (SLEEP, "GET", "/infos", true),
+                (TEST_NS, "POST", "/data", true),
+                (SLEEP, "POST", "/info", false),
+                (TEST_NS, "GET", "/data", false),
+                (DEV_NS, "GET", "/info", false),
+            ],
+        ),
+        (
+            "allow nothing: no rules",
+            "[]",
+            &[(SLEEP, "GET", "/", false)],
+        ),
+        (
+            "allow all: one empty rule",
+            r#"[{"name":"all"}]"#,
+            &[(SLEEP, "GET", "/", true), (DEV_NS, "DELETE", "/x", true)],
+        ),
+        (
+            "deny all: one empty deny rule beats an allow-all",
+            r#"[{"name":"all"},{"name":"none","action":"deny"}]"#,
+            &[(SLEEP, "GET", "/", false)],
+        ),
+        (
+            "deny GET, allow the rest",
+            r#"[{"name":"all"},{"name":"deny-method-get","action":"deny","methods":["GET"]}]"#,
+            &[(SLEEP, "GET", "/ip", false), (SLEEP, "POST", "/ip", true)],
+        ),
+        (
+            "deny POST from namespace dev",
+            r#"[{"name":"all"},{"name":"d","action":"deny","namespaces":["dev"],"methods":["POST"]}]"#,
+            &[
+                (DEV_NS, "POST", "/", false),
+                (DEV_NS, "GET", "/", true),
+                (SLEEP, "POST", "/", true),
+            ],
+        ),
+        (
+            "deny everyone not from namespace foo",
+            r#"[{"name":"all"},{"name":"d","action":"deny","not_namespaces":["foo"]}]"#,
+            &[(FOO_NS, "GET", "/", true), (SLEEP, "GET", "/", false)],
+        ),
+        (
+            "deny /admin unless from sleep",
+            r#"[{"name":"all"},{"name":"d","action":"deny","paths":["/admin"],"not_principals":["spiffe://cluster.local/ns/default/sa/sleep"]}]"#,
+            &[
+                (SLEEP, "GET", "/admin", true),
+                (DEV_NS, "GET", "/admin", false),
+                (DEV_NS, "GET", "/other", true),
+            ],
+        ),
+        (
+            "path prefix and suffix forms",
+            r#"[{"name":"p","paths":["/test/*","*/info"]}]"#,
+            &[
+                (SLEEP, "GET", "/test/a/b", true),
+                (SLEEP, "GET", "/a/b/info", true),
+                (SLEEP, "GET", "/testx", false),
+                (SLEEP, "GET", "/info/x", false),
+            ],
+        ),
+        (
+            "principal prefix, suffix and presence",
+            r#"[{"name":"p","principals":["spiffe://cluster.local/ns/default/*"]},
+                {"name":"s","principals":["*/sa/app"],"methods":["GET"]}]"#,
+            &[
+                (SLEEP, "PUT", "/", true),
+                (DEV_NS, "GET", "/", true),
+                (DEV_NS, "PUT", "/", false),
+                (TEST_NS, "GET", "/", false),
+            ],
+        ),
+    ];
+    for (title, rules, requests) in examples {
+        let json = format!(r#"{{"authorization":{{"rules":{rules}}}}}"#);
+        let a = crate::config::Policy::parse(json.as_bytes())
+            .unwrap()
+            .authorizer;
+        for (principal, method, path, want) in *requests {
+            let d = a.decide(&a.authenticate(&peer(principal)), method, path);
+            assert_eq!(d.allow, *want, "{title}: {principal} {method} {path}");
+        }
+    }
+}
