@@ -5,6 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+pub mod chain;
+pub mod verify;
+
 use crate::lint::Finding;
 use crate::pan::Counts;
 

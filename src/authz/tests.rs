@@ -337,7 +337,9 @@ fn matches_istio_reference_examples() {
     const TEST_NS: &str = "spiffe://cluster.local/ns/test/sa/any";
     const DEV_NS: &str = "spiffe://cluster.local/ns/dev/sa/app";
     const FOO_NS: &str = "spiffe://cluster.local/ns/foo/sa/app";
-    let examples: &[(&str, &str, &[(&str, &str, &str, bool)])] = &[
+    // (what it shows, rules, [(principal, method, path, allowed)])
+    type Example<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str, &'a str, bool)]);
+    let examples: &[Example] = &[
         (
             "allow sleep or namespace test: GET /info* or POST /data",
             r#"[{"name":"a","principals":["spiffe://cluster.local/ns/default/sa/sleep"],"methods":["GET"],"paths":["/info*"]},

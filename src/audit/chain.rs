@@ -1,0 +1,195 @@
+//! Tamper evidence (PCI DSS 10.3): every event carries `seq` (1, 2, ... per chain), `chain` (an id
+//! drawn when the VM starts) and `mac`: HMAC-SHA256, keyed by a secret from the VM's environment,
+//! over the previous event's `mac` and this event's canonical bytes. Without a key the chain is a
+//! plain SHA-256 chain (`alg: "sha256"`): it shows edits, but anyone can recompute it.
+//!
+//! The canonical bytes are the event exactly as written, without its trailing `,"mac":"..."`:
+//! verification works on the text, never on a re-serialization.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+/// The VM environment variable holding the chain's HMAC key (Envoy
+/// `vm_config.environment_variables`, Istio `vmConfig.env`).
+pub const KEY_ENV: &str = "PCI_MESH_GUARD_AUDIT_KEY";
+/// Shortest key accepted, in bytes: a shorter one would make the MAC guessable.
+pub const MIN_KEY_LEN: usize = 16;
+
+const MAC_SUFFIX_LEN: usize = r#","mac":""#.len() + 64 + r#""}"#.len();
+
+/// The algorithm a chain uses, as written in each event's `alg`.
+pub fn alg(keyed: bool) -> &'static str {
+    if keyed {
+        "hmac-sha256"
+    } else {
+        "sha256"
+    }
+}
+
+/// `mac` over `prev` and `canonical`.
+pub fn mac(key: Option<&[u8]>, prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    match key.and_then(|k| Hmac::<Sha256>::new_from_slice(k).ok()) {
+        Some(mut m) => {
+            m.update(prev);
+            m.update(canonical);
+            m.finalize().into_bytes().into()
+        }
+        None => {
+            let mut h = Sha256::new();
+            h.update(prev);
+            h.update(canonical);
+            h.finalize().into()
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+pub fn unhex(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    // Lower case only, as written: another spelling of the same mac is an edit too.
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = nibble(*b.get(2 * i)?)? << 4 | nibble(*b.get(2 * i + 1)?)?;
+    }
+    Some(out)
+}
+
+/// A chain id: 128 bits from the process's random source, mixed with `seed` (the host clock).
+pub fn new_chain_id(seed: u64) -> String {
+    let mut bytes = [0u8; 16];
+    for (i, half) in bytes.chunks_mut(8).enumerate() {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(seed);
+        h.write_usize(i);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    hex(&bytes)
+}
+
+/// One VM's chain of events.
+pub struct Chain {
+    id: String,
+    key: Option<Vec<u8>>,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Chain {
+    pub fn new(id: String, key: Option<Vec<u8>>) -> Chain {
+        Chain {
+            id,
+            key,
+            seq: 0,
+            prev: [0; 32],
+        }
+    }
+
+    pub fn keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Seals an event given as its JSON object text: appends `seq`, `chain`, `alg`, then `mac`.
+    pub fn seal(&mut self, event: &str) -> String {
+        self.seq += 1;
+        let open = event.strip_suffix('}').unwrap_or("{");
+        let sep = if open.ends_with('{') { "" } else { "," };
+        let canonical = format!(
+            r#"{open}{sep}"seq":{},"chain":"{}","alg":"{}"}}"#,
+            self.seq,
+            self.id,
+            alg(self.keyed())
+        );
+        let mac = mac(self.key.as_deref(), &self.prev, canonical.as_bytes());
+        self.prev = mac;
+        let body = canonical.strip_suffix('}').unwrap_or(&canonical);
+        format!(r#"{body},"mac":"{}"}}"#, hex(&mac))
+    }
+}
+
+/// Splits a sealed event into its canonical bytes and its stated mac.
+pub fn split_sealed(line: &str) -> Option<(String, [u8; 32])> {
+    let cut = line.len().checked_sub(MAC_SUFFIX_LEN)?;
+    let (body, suffix) = (line.get(..cut)?, line.get(cut..)?);
+    let mac = suffix.strip_prefix(r#","mac":""#)?.strip_suffix(r#""}"#)?;
+    Some((format!("{body}}}"), unhex(mac)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_with_seq_chain_alg_and_a_mac_over_the_previous_one() {
+        let mut c = Chain::new("c1".into(), Some(b"0123456789abcdef".to_vec()));
+        let first = c.seal(r#"{"event":"config"}"#);
+        let second = c.seal(r#"{"event":"access"}"#);
+        assert!(first
+            .starts_with(r#"{"event":"config","seq":1,"chain":"c1","alg":"hmac-sha256","mac":""#));
+        let (canon1, mac1) = split_sealed(&first).unwrap();
+        assert_eq!(
+            canon1,
+            r#"{"event":"config","seq":1,"chain":"c1","alg":"hmac-sha256"}"#
+        );
+        assert_eq!(
+            mac(Some(b"0123456789abcdef"), &[0; 32], canon1.as_bytes()),
+            mac1
+        );
+        let (canon2, mac2) = split_sealed(&second).unwrap();
+        assert_eq!(
+            mac(Some(b"0123456789abcdef"), &mac1, canon2.as_bytes()),
+            mac2
+        );
+        assert_ne!(
+            mac(Some(b"another key 1234"), &mac1, canon2.as_bytes()),
+            mac2
+        );
+        let v: serde_json::Value = serde_json::from_str(&second).unwrap();
+        assert_eq!(v["seq"], 2);
+    }
+
+    #[test]
+    fn without_a_key_the_chain_is_plain_sha256() {
+        let mut c = Chain::new("c2".into(), None);
+        let line = c.seal(r#"{"a":1}"#);
+        let (canon, m) = split_sealed(&line).unwrap();
+        assert!(canon.contains(r#""alg":"sha256""#));
+        assert_eq!(mac(None, &[0; 32], canon.as_bytes()), m);
+    }
+
+    #[test]
+    fn chain_ids_differ_between_starts() {
+        assert_ne!(new_chain_id(1), new_chain_id(1));
+        assert_eq!(new_chain_id(7).len(), 32);
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let b: [u8; 32] = core::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(unhex(&hex(&b)), Some(b));
+        assert_eq!(unhex("zz"), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! Verification of an audit log (the CLI's `verify-audit`): every chain is followed event by event,
+//! and gaps, reordering, altered and inserted events are reported with their line numbers.
+
+use std::collections::BTreeMap;
+
+use super::chain::{alg, mac, split_sealed};
+use super::SCHEMA;
+
+/// Something wrong with the log, at a line (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub events: usize,
+    /// Chains seen, with their last verified sequence number.
+    pub chains: BTreeMap<String, u64>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    prev: Option<[u8; 32]>,
+}
+
+/// The audit event in a log line: the whole line (JSON lines) or the JSON object that ends an
+/// Envoy log line. `None` for lines that hold no event.
+pub fn event_text(line: &str) -> Option<&str> {
+    let marker = format!(r#"{{"schema":"{SCHEMA}""#);
+    line.find(&marker)
+        .and_then(|i| line.get(i..))
+        .map(str::trim_end)
+}
+
+/// Verifies every event of `lines`. `key` is the chains' HMAC key, if they are keyed. With
+/// `partial`, a chain may start after seq 1 (a rotated log): its first event is taken as the anchor.
+pub fn verify<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    key: Option<&[u8]>,
+    partial: bool,
+) -> Report {
+    let mut report = Report::default();
+    let mut chains: BTreeMap<String, State> = BTreeMap::new();
+    for (i, line) in lines.into_iter().enumerate() {
+        let n = i + 1;
+        // A line that carries any of the sealed event's markers is an event; one whose schema
+        // marker was damaged must not slip by as an ordinary log line.
+        let looks_sealed = line.contains(r#""chain":""#) || line.contains(r#","mac":""#);
+        let text = event_text(line);
+        if text.is_none() && !looks_sealed {
+            continue;
+        }
+        report.events += 1;
+        let mut problem = |kind, message: String| {
+            report.problems.push(Problem {
+                line: n,
+                kind,
+                message,
+            })
+        };
+        let Some(text) = text else {
+            problem("altered", "an event whose schema marker is damaged".into());
+            continue;
+        };
+        let parsed: Option<serde_json::Value> = serde_json::from_str(text).ok();
+        let (Some(v), Some((canonical, stated))) = (parsed, split_sealed(text)) else {
+            problem("altered", "not a well-formed sealed event".into());
+            continue;
+        };
+        let (Some(chain), Some(seq), Some(a)) =
+            (v["chain"].as_str(), v["seq"].as_u64(), v["alg"].as_str())
+        else {
+            problem("altered", "event without seq, chain or alg".into());
+            continue;
+        };
+        let keyed = a == alg(true);
+        if keyed && key.is_none() {
+            problem(
+                "unverifiable",
+                format!("chain {chain} is keyed (hmac-sha256): give its key"),
+            );
+            continue;
+        }
+        if !keyed && a != alg(false) {
+            problem("altered", format!("unknown alg {a:?}"));
+            continue;
+        }
+        let state = chains.entry(chain.to_string()).or_default();
+        let expected = state.next;
+        if state.prev.is_some() && seq < expected {
+            problem(
+                "reordered",
+                format!(
+                    "chain {chain}: seq {seq} after seq {} (out of order, repeated or inserted)",
+                    expected - 1
+                ),
+            );
+            continue;
+        }
+        match state.prev {
+            Some(prev) if seq == expected => {
+                if mac(if keyed { key } else { None }, &prev, canonical.as_bytes()) != stated {
+                    problem(
+                        "altered",
+                        format!("chain {chain}: seq {seq} does not match its mac"),
+                    );
+                }
+            }
+            Some(_) => problem(
+                "gap",
+                format!(
+                    "chain {chain}: seq {expected} to {} missing before seq {seq}",
+                    seq - 1
+                ),
+            ),
+            None if seq == 1 => {
+                if mac(
+                    if keyed { key } else { None },
+                    &[0; 32],
+                    canonical.as_bytes(),
+                ) != stated
+                {
+                    problem(
+                        "altered",
+                        format!("chain {chain}: seq 1 does not match its mac"),
+                    );
+                }
+            }
+            // The log starts in the middle of a chain: fine for a rotated log, a gap otherwise.
+            None if partial => {}
+            None => problem(
+                "gap",
+                format!(
+                    "chain {chain}: starts at seq {seq}, seq 1 to {} missing",
+                    seq - 1
+                ),
+            ),
+        }
+        state.next = seq + 1;
+        state.prev = Some(stated);
+        report.chains.insert(chain.to_string(), seq);
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests;
