@@ -78,6 +78,8 @@ up() {
   [ ! -s "$dir/pids" ] || { echo "a mesh seems to run from $dir already: scripts/mesh.sh down $dir" >&2; exit 1; }
   rm -f "$dir"/*.admin "$dir/backend.port"
   "$root/scripts/pki.sh" "$dir/pki" >/dev/null
+  # A fresh audit chain key per mesh, kept beside it for verify-audit.
+  [ -s "$dir/audit.key" ] || (umask 077; openssl rand -hex 24 >"$dir/audit.key")
   cp "$config" "$dir/plugin-config.json"
 
   start backend python3 "$root/scripts/backend.py" --port "$backend_port" --port-file "$dir/backend.port" \
@@ -93,7 +95,8 @@ up() {
   render "$root/envoy-config/server-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
     "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
-    "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port"
+    "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
+    "AUDIT_KEY=$(cat "$dir/audit.key")"
   render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
     "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
     "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"

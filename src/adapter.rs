@@ -10,6 +10,7 @@ use proxy_wasm::types::{
     Action, BufferType, ContextType, LogLevel as WasmLevel, MapType, MetricType,
 };
 
+use crate::audit::{chain, Auditor, SharedAuditor};
 use crate::config::Policy;
 use crate::filter::{self, RequestFlow, Verdict};
 use crate::host::{Direction, Host, HostError, LogLevel, Map, Metric};
@@ -128,10 +129,26 @@ impl Host for WasmHost {
     }
 }
 
-/// The root context: owns the compiled policy, shared with each request through an `Rc`.
-#[derive(Default)]
+/// The root context: owns the compiled policy and the VM's audit chain, both shared with each
+/// request through an `Rc`.
 struct Root {
     policy: Option<Rc<Policy>>,
+    auditor: SharedAuditor,
+}
+
+impl Root {
+    fn new() -> Root {
+        let seed = WasmHost
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        // The key comes from the VM environment (Envoy vm_config.environment_variables).
+        let key = std::env::var(chain::KEY_ENV).ok();
+        Root {
+            policy: None,
+            auditor: Auditor::new(chain::new_chain_id(seed), key.as_deref()).shared(),
+        }
+    }
 }
 
 impl Context for Root {}
@@ -142,7 +159,7 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        self.policy = filter::configure(&WasmHost, &input);
+        self.policy = filter::configure(&WasmHost, &input, &self.auditor);
         if self.policy.is_some() {
             define_metrics();
         }
@@ -151,7 +168,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
-            flow: RequestFlow::new(self.policy.clone()),
+            flow: RequestFlow::new(self.policy.clone(), self.auditor.clone()),
         }))
     }
 
@@ -205,5 +222,5 @@ impl HttpContext for Http {
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(WasmLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::<Root>::default() });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::new()) });
 }}

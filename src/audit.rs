@@ -1,6 +1,8 @@
 //! Audit events (SPEC section 5): one JSON object per event, never holding a readable PAN.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -101,32 +103,68 @@ pub struct ConfigEvent {
     pub accepted: bool,
     /// Why it was rejected: the key path and the cause.
     pub error: Option<String>,
+    /// SHA-256 (hex) of the configuration as given, so each decision can be tied to its policy.
+    pub config_sha256: String,
     pub mode: Option<&'static str>,
     pub rules: usize,
     /// The policy linter's findings.
     pub findings: Vec<Finding>,
+    /// How this VM's events are sealed: `hmac-sha256`, or `sha256` without a key.
+    pub alg: &'static str,
+    /// Weaknesses of the audit trail itself (no key, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
-impl ConfigEvent {
-    pub fn new(
-        now: SystemTime,
-        result: Result<(&'static str, usize, Vec<Finding>), String>,
-    ) -> ConfigEvent {
-        let (accepted, error, mode, rules, findings) = match result {
-            Ok((mode, rules, findings)) => (true, None, Some(mode), rules, findings),
-            Err(e) => (false, Some(e), None, 0, Vec::new()),
+/// Seals events into one chain and renders each as its log line. One per VM, owned by the root
+/// context and shared (`Rc<RefCell<_>>`) with every request of that VM.
+pub struct Auditor {
+    chain: chain::Chain,
+    /// Set when the key from the environment cannot be used; the configuration is then refused.
+    pub key_problem: Option<String>,
+}
+
+pub type SharedAuditor = Rc<RefCell<Auditor>>;
+
+impl Auditor {
+    /// `key` is the value of `chain::KEY_ENV`, if set.
+    pub fn new(chain_id: String, key: Option<&str>) -> Auditor {
+        let (key, key_problem) = match key {
+            Some(k) if k.len() < chain::MIN_KEY_LEN => (
+                None,
+                Some(format!(
+                    "{}: shorter than {} bytes",
+                    chain::KEY_ENV,
+                    chain::MIN_KEY_LEN
+                )),
+            ),
+            Some(k) => (Some(k.as_bytes().to_vec()), None),
+            None => (None, None),
         };
-        ConfigEvent {
-            schema: SCHEMA,
-            ts: rfc3339_millis(now),
-            event: "config",
-            accepted,
-            error,
-            mode,
-            rules,
-            findings,
+        Auditor {
+            chain: chain::Chain::new(chain_id, key),
+            key_problem,
         }
     }
+
+    pub fn shared(self) -> SharedAuditor {
+        Rc::new(RefCell::new(self))
+    }
+
+    pub fn keyed(&self) -> bool {
+        self.chain.keyed()
+    }
+
+    /// The event's sealed log line.
+    pub fn line<T: Serialize>(&mut self, event: &T) -> String {
+        self.chain.seal(&to_line(event))
+    }
+}
+
+/// SHA-256 of bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    chain::hex(&Sha256::digest(bytes))
 }
 
 /// Serializes an event to its one-line JSON form. Serialization of these plain structs cannot
@@ -183,12 +221,21 @@ mod tests {
     }
 
     #[test]
-    fn events_serialize_with_spec_field_names() {
-        let e = ConfigEvent::new(UNIX_EPOCH, Ok(("enforce", 2, vec![])));
-        let v: serde_json::Value = serde_json::from_str(&to_line(&e)).unwrap();
-        assert_eq!(v["schema"], SCHEMA);
-        assert_eq!(v["event"], "config");
-        assert_eq!(v["accepted"], true);
-        assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
+    fn events_are_sealed_into_one_chain() {
+        let mut a = Auditor::new("c".into(), Some("0123456789abcdef"));
+        let first: serde_json::Value =
+            serde_json::from_str(&a.line(&serde_json::json!({"schema": SCHEMA}))).unwrap();
+        let second: serde_json::Value =
+            serde_json::from_str(&a.line(&serde_json::json!({"schema": SCHEMA}))).unwrap();
+        assert_eq!(
+            (first["seq"].as_u64(), second["seq"].as_u64()),
+            (Some(1), Some(2))
+        );
+        assert_eq!(first["alg"], "hmac-sha256");
+        assert_ne!(first["mac"], second["mac"]);
+        assert!(Auditor::new("c".into(), Some("short"))
+            .key_problem
+            .is_some());
+        assert!(!Auditor::new("c".into(), None).keyed());
     }
 }

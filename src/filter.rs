@@ -6,7 +6,7 @@ mod body;
 
 use std::rc::Rc;
 
-use crate::audit::{self, AccessEvent, ConfigEvent, PanCounts, RequestInfo};
+use crate::audit::{self, AccessEvent, ConfigEvent, PanCounts, RequestInfo, SharedAuditor};
 use crate::authz::{Authentication, Decision, PanGrant, Reason};
 use crate::config::{CompressedBody, Mode, Policy};
 use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
@@ -26,20 +26,57 @@ pub enum Verdict {
     Stop,
 }
 
+/// Writes one event to the audit trail, sealed into this VM's chain.
+pub fn emit<H: Host, T: serde::Serialize>(host: &H, auditor: &SharedAuditor, event: &T) {
+    match auditor.try_borrow_mut() {
+        Ok(mut a) => host.log(LogLevel::Info, &a.line(event)),
+        // Unreachable with proxy-wasm's sequential callbacks; never panic over it.
+        Err(_) => host.log(
+            LogLevel::Error,
+            &format!("{LOG_PREFIX} audit chain busy; event not written"),
+        ),
+    }
+}
+
 /// Parses and compiles the plugin configuration, logging the outcome: a `config` audit event, and
 /// on rejection one error line naming the offending key. `None` means the plugin must not start.
-pub fn configure<H: Host>(host: &H, input: &[u8]) -> Option<Rc<Policy>> {
-    match Policy::parse(input) {
+pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Option<Rc<Policy>> {
+    let (keyed, key_problem) = match auditor.try_borrow() {
+        Ok(a) => (a.keyed(), a.key_problem.clone()),
+        Err(_) => (false, Some("audit chain unavailable".to_string())),
+    };
+    let result = match key_problem {
+        Some(problem) => Err(format!("vm_config.environment_variables.{problem}")),
+        None => Policy::parse(input).map_err(|e| e.to_string()),
+    };
+    let mut event = ConfigEvent {
+        schema: audit::SCHEMA,
+        ts: audit::rfc3339_millis(host.now()),
+        event: "config",
+        accepted: result.is_ok(),
+        error: None,
+        config_sha256: audit::sha256_hex(input),
+        mode: None,
+        rules: 0,
+        findings: Vec::new(),
+        alg: audit::chain::alg(keyed),
+        warnings: Vec::new(),
+    };
+    if !keyed {
+        event.warnings.push(format!(
+            "no {} in the VM environment: events are chained with plain SHA-256, which anyone can recompute",
+            audit::chain::KEY_ENV
+        ));
+    }
+    match result {
         Ok(policy) => {
-            let event = ConfigEvent::new(
-                host.now(),
-                Ok((
-                    policy.mode.as_str(),
-                    policy.authorizer.rules.len(),
-                    policy.findings.clone(),
-                )),
-            );
-            host.log(LogLevel::Info, &audit::to_line(&event));
+            event.mode = Some(policy.mode.as_str());
+            event.rules = policy.authorizer.rules.len();
+            event.findings = policy.findings.clone();
+            emit(host, auditor, &event);
+            for w in &event.warnings {
+                host.log(LogLevel::Warn, &format!("{LOG_PREFIX} {w}"));
+            }
             for f in &policy.findings {
                 host.log(
                     LogLevel::Warn,
@@ -65,8 +102,8 @@ pub fn configure<H: Host>(host: &H, input: &[u8]) -> Option<Rc<Policy>> {
                 LogLevel::Error,
                 &format!("{LOG_PREFIX} configuration rejected: {e}"),
             );
-            let event = ConfigEvent::new(host.now(), Err(e.to_string()));
-            host.log(LogLevel::Info, &audit::to_line(&event));
+            event.error = Some(e);
+            emit(host, auditor, &event);
             None
         }
     }
@@ -88,6 +125,7 @@ struct Side {
 pub struct RequestFlow {
     /// `None` when the plugin has no accepted configuration: every request is refused.
     policy: Option<Rc<Policy>>,
+    auditor: SharedAuditor,
     decision: Option<Decision>,
     /// Set when the filter itself stopped the request for a reason other than authorization.
     override_reason: Option<&'static str>,
@@ -104,9 +142,10 @@ pub struct RequestFlow {
 }
 
 impl RequestFlow {
-    pub fn new(policy: Option<Rc<Policy>>) -> RequestFlow {
+    pub fn new(policy: Option<Rc<Policy>>, auditor: SharedAuditor) -> RequestFlow {
         RequestFlow {
             policy,
+            auditor,
             decision: None,
             override_reason: None,
             peer: Peer::default(),
@@ -404,7 +443,7 @@ impl RequestFlow {
             pan,
             unscannable,
         };
-        host.log(LogLevel::Info, &audit::to_line(&event));
+        emit(host, &self.auditor, &event);
     }
 }
 

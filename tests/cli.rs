@@ -133,3 +133,51 @@ fn lint_lists_findings_with_exit_codes_for_pipelines() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn verify_audit_accepts_an_intact_log_and_names_the_edited_line() {
+    use pci_mesh_guard::audit::Auditor;
+    #[derive(serde::Serialize)]
+    struct Event {
+        schema: &'static str,
+        event: &'static str,
+        n: u32,
+    }
+    let mut a = Auditor::new("chain-1".into(), Some("cli-test-key-0123"));
+    let lines: Vec<String> = (0..4)
+        .map(|n| {
+            let line = a.line(&Event { schema: "pci-mesh-guard/audit/v1", event: "access", n });
+            format!("[2026-11-25 00:00:00.000][7][info][wasm] wasm log pci-mesh-guard pci-mesh-guard: {line}")
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("pmg-cli-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, key) = (dir.join("envoy.log"), dir.join("key"));
+    std::fs::write(&key, "cli-test-key-0123\n").unwrap();
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let args = |f: &std::path::Path| {
+        vec![
+            "verify-audit".to_string(),
+            "--key-file".into(),
+            key.to_str().unwrap().into(),
+            f.to_str().unwrap().into(),
+        ]
+    };
+    let run = |f: &std::path::Path| {
+        let a = args(f);
+        cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), b"")
+    };
+    let ok = run(&log);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    assert!(text(&ok.stdout).contains("4 events in 1 chains, 0 problems"));
+    let edited = lines.join("\n").replace(r#""n":2"#, r#""n":3"#);
+    std::fs::write(&log, edited).unwrap();
+    let bad = run(&log);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stdout).contains(":3: altered:"),
+        "{}",
+        text(&bad.stdout)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

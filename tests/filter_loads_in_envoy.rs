@@ -33,6 +33,10 @@ fn filter_loads_and_logs_its_accepted_configuration() {
         let config = config.unwrap_or_else(|| panic!("Envoy {}: no config event", envoy.version));
         assert_eq!(config["accepted"], true);
         assert_eq!(config["schema"], "pci-mesh-guard/audit/v1");
+        assert_eq!(
+            config["alg"], "hmac-sha256",
+            "the key reached the VM environment"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 //!   pci-mesh-guard redact [OPTIONS] [FILE...]   write the input with PANs masked
 //!   pci-mesh-guard check-config FILE            validate a plugin configuration
 //!   pci-mesh-guard lint FILE                    the policy linter's findings
+//!   pci-mesh-guard verify-audit [FILE...]       check the audit trail's chains
 //!
 //! Files are streamed through the same redactor that guards the mesh, in 64 KiB reads.
 
@@ -20,6 +21,11 @@ const USAGE: &str = "usage:
   pci-mesh-guard redact [OPTIONS] [FILE...]    write the input with PANs masked to stdout
   pci-mesh-guard check-config FILE             validate a plugin configuration (exit 0 if valid)
   pci-mesh-guard lint FILE                     list policy findings (exit 0 if none, 1 if any)
+  pci-mesh-guard verify-audit [--key-file F] [--partial] [FILE...]
+                                               check audit chains in Envoy logs or JSON lines
+                                               (exit 0 if intact, 1 if not); the key comes from
+                                               --key-file or PCI_MESH_GUARD_AUDIT_KEY; --partial
+                                               accepts chains that start mid-way (rotated logs)
 options:
   --config FILE      take masking settings and patterns from a plugin configuration's `redaction`
   --keep-first N     leading digits left visible (default 0, at most 8)
@@ -55,6 +61,9 @@ fn run() -> Result<ExitCode, String> {
     if command == "-h" || command == "--help" {
         println!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if command == "verify-audit" {
+        return verify_audit(&argv[1..]);
     }
     if command == "lint" {
         let [_, file] = argv.as_slice() else {
@@ -339,4 +348,52 @@ fn summary(c: &Counts) -> String {
         s.push_str(&format!(", {} pattern matches", c.patterns));
     }
     s
+}
+
+fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
+    use pci_mesh_guard::audit::{chain::KEY_ENV, verify::verify};
+    let (mut key, mut partial, mut files) = (
+        std::env::var(KEY_ENV).ok().map(String::into_bytes),
+        false,
+        vec![],
+    );
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--key-file" => {
+                let f = it.next().ok_or("--key-file needs a value")?;
+                let k = fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+                key = Some(k.trim_end_matches(['\n', '\r']).as_bytes().to_vec());
+            }
+            "--partial" => partial = true,
+            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
+            s => files.push(s.to_string()),
+        }
+    }
+    if files.is_empty() {
+        files.push("-".into());
+    }
+    let mut intact = true;
+    for file in files {
+        let mut text = String::new();
+        open(&file)?
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{file}: {e}"))?;
+        let report = verify(text.lines(), key.as_deref(), partial);
+        for p in &report.problems {
+            println!("{file}:{}: {}: {}", p.line, p.kind, p.message);
+        }
+        println!(
+            "{file}: {} events in {} chains, {} problems",
+            report.events,
+            report.chains.len(),
+            report.problems.len()
+        );
+        intact &= report.problems.is_empty() && report.events > 0;
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -204,12 +204,16 @@ const POLICY: &str = r#"{
   ]}
 }"#;
 
+fn auditor() -> SharedAuditor {
+    crate::audit::Auditor::new("test-chain".into(), None).shared()
+}
+
 fn policy(json: &str) -> Option<Rc<Policy>> {
-    configure(&FakeHost::default(), json.as_bytes())
+    configure(&FakeHost::default(), json.as_bytes(), &auditor())
 }
 
 fn run(host: &mut FakeHost, json: &str) -> Verdict {
-    let mut flow = RequestFlow::new(policy(json));
+    let mut flow = RequestFlow::new(policy(json), auditor());
     let verdict = flow.on_request_headers(host, true);
     if verdict == Verdict::Continue {
         host.put(Map::ResponseHeaders, ":status", "200");
@@ -326,7 +330,7 @@ fn without_accepted_configuration_every_request_is_refused() {
 fn rejected_configuration_logs_one_error_line_naming_the_key() {
     let host = FakeHost::default();
     let bad = r#"{"authorization":{"rules":[{"name":"a","nmae":"b"}]}}"#;
-    assert!(configure(&host, bad.as_bytes()).is_none());
+    assert!(configure(&host, bad.as_bytes(), &auditor()).is_none());
     let logs = host.logs.borrow();
     let errors: Vec<_> = logs.iter().filter(|(l, _)| *l == LogLevel::Error).collect();
     assert_eq!(errors.len(), 1);
@@ -366,7 +370,7 @@ const OPEN: &str = r#"{
 
 /// Starts a request through the flow with the given policy; returns the flow for more stages.
 fn start(host: &FakeHost, json: &str, end_of_stream: bool) -> RequestFlow {
-    let mut flow = RequestFlow::new(policy(json));
+    let mut flow = RequestFlow::new(policy(json), auditor());
     assert_eq!(
         flow.on_request_headers(host, end_of_stream),
         Verdict::Continue
@@ -539,7 +543,7 @@ fn dry_run_rewrites_nothing_but_counts_what_it_would_mask() {
 fn compressed_request_body_is_refused_with_415_when_blocking() {
     let host = FakeHost::mtls(CHECKOUT);
     host.put(Map::RequestHeaders, "content-encoding", "gzip");
-    let mut flow = RequestFlow::new(policy(OPEN));
+    let mut flow = RequestFlow::new(policy(OPEN), auditor());
     assert_eq!(flow.on_request_headers(&host, false), Verdict::Stop);
     assert_eq!(host.replies.borrow()[0].0, 415);
     let e = &host.events()[0];
@@ -648,4 +652,45 @@ fn tail_that_cannot_be_placed_before_trailers_aborts_the_stream() {
     assert_eq!(*host.resets.borrow(), [Direction::Request]);
     flow.on_done(&host);
     assert_eq!(host.events()[0]["reason"], "body_failure");
+}
+
+#[test]
+fn config_and_access_events_form_one_verifiable_chain() {
+    let key = "0123456789abcdef-secret";
+    let shared = crate::audit::Auditor::new("vm-1".into(), Some(key)).shared();
+    let host = FakeHost::mtls(CHECKOUT);
+    let policy = configure(&host, POLICY.as_bytes(), &shared);
+    for _ in 0..2 {
+        let mut flow = RequestFlow::new(policy.clone(), shared.clone());
+        flow.on_request_headers(&host, true);
+        flow.on_done(&host);
+    }
+    let logs = host.logs.borrow();
+    let lines: Vec<&str> = logs.iter().map(|(_, l)| l.as_str()).collect();
+    let report = crate::audit::verify::verify(lines.iter().copied(), Some(key.as_bytes()), false);
+    assert_eq!(report.events, 3);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let events = host.events();
+    assert_eq!(events[0]["alg"], "hmac-sha256");
+    assert_eq!(
+        events[0]["config_sha256"],
+        crate::audit::sha256_hex(POLICY.as_bytes())
+    );
+    assert!(events[0].get("warnings").is_none());
+}
+
+#[test]
+fn without_a_key_the_config_event_warns_and_a_short_key_is_refused() {
+    let host = FakeHost::default();
+    assert!(configure(&host, b"{}", &auditor()).is_some());
+    assert!(host.events()[0]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("PCI_MESH_GUARD_AUDIT_KEY"));
+    let host = FakeHost::default();
+    let short = crate::audit::Auditor::new("c".into(), Some("short")).shared();
+    assert!(configure(&host, b"{}", &short).is_none());
+    let logs = host.logs.borrow();
+    assert!(logs.iter().any(|(l, m)| *l == LogLevel::Error
+        && m.contains("configuration rejected: vm_config.environment_variables.PCI_MESH_GUARD_AUDIT_KEY: shorter than 16 bytes")));
 }

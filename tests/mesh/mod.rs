@@ -17,6 +17,9 @@ use serde_json::Value;
 
 pub use http::{Request, Response};
 
+/// The audit chain key the test sidecars get through their VM environment.
+pub const AUDIT_KEY: &str = "e2e-audit-key-0123456789";
+
 /// Envoy versions every end-to-end test runs against: the newest and the oldest supported.
 pub const ENVOY_VERSIONS: &[&str] = &["1.40.0", "1.36.4"];
 
@@ -244,6 +247,7 @@ impl<'a> MeshBuilder<'a> {
                 ("MTLS_PORT", self.mtls_port.to_string()),
                 ("PLAIN_PORT", "0".into()),
                 ("TLS_ANY_PORT", "0".into()),
+                ("AUDIT_KEY", AUDIT_KEY.into()),
                 ("RAW_PORT", "0".into()),
             ],
         );
@@ -431,6 +435,12 @@ impl Mesh {
 
     pub fn log(&self, name: &str) -> String {
         fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Runs the audit trail verifier over the server sidecar's whole log.
+    pub fn verify_audit(&self) -> pci_mesh_guard::audit::verify::Report {
+        let log = self.log("server");
+        pci_mesh_guard::audit::verify::verify(log.lines(), Some(AUDIT_KEY.as_bytes()), false)
     }
 
     /// The audit events the filter wrote to the server sidecar's log, in order.
