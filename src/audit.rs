@@ -45,6 +45,22 @@ impl From<&Counts> for PlaceCounts {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedactionModes {
+    pub request: &'static str,
+    pub response: &'static str,
+}
+
+impl Default for RedactionModes {
+    /// A request stopped before redaction was set up: nothing of it passed.
+    fn default() -> Self {
+        RedactionModes {
+            request: "none",
+            response: "none",
+        }
+    }
+}
+
 /// PAN counts per place for one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PanCounts {
@@ -76,6 +92,8 @@ pub struct AccessEvent {
     pub reason: &'static str,
     pub rule: Option<String>,
     pub principal: Option<String>,
+    /// This sidecar's own workload identity (the URI SAN of its certificate), when it has one.
+    pub workload: Option<String>,
     /// Where the principal came from: `certificate`, or `xfcc` under `identity.trust_xfcc`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_source: Option<&'static str>,
@@ -88,6 +106,12 @@ pub struct AccessEvent {
     pub tls_version: Option<String>,
     pub request: RequestInfo,
     pub status: Option<u32>,
+    /// From the request's headers to the end of the stream (or the denial), by the host clock.
+    pub duration_ms: u64,
+    /// How PANs were treated per direction: `mask`, `grant` (a `pan` grant let them through),
+    /// `dry_run` (counted, not rewritten), `off` (redaction switched off for both places), or
+    /// `none` (the request was stopped before anything passed).
+    pub redaction: RedactionModes,
     pub pan: PanCounts,
     /// Bodies that could not be scanned (compressed), by place; absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]

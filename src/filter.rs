@@ -130,6 +130,10 @@ pub struct RequestFlow {
     /// Set when the filter itself stopped the request for a reason other than authorization.
     override_reason: Option<&'static str>,
     peer: Peer,
+    /// This sidecar's own identity, read with the peer's.
+    workload: Option<String>,
+    started: Option<std::time::SystemTime>,
+    modes: audit::RedactionModes,
     principal: Option<String>,
     /// The principal came from the XFCC header rather than the connection's certificate.
     via_xfcc: bool,
@@ -149,6 +153,9 @@ impl RequestFlow {
             decision: None,
             override_reason: None,
             peer: Peer::default(),
+            workload: None,
+            started: None,
+            modes: audit::RedactionModes::default(),
             principal: None,
             via_xfcc: false,
             info: RequestInfo::default(),
@@ -160,6 +167,7 @@ impl RequestFlow {
     }
 
     pub fn on_request_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
+        self.started = Some(host.now());
         let header = |name| host::text(host.header(Map::RequestHeaders, name));
         let raw_path = header(":path");
         self.info = RequestInfo {
@@ -178,6 +186,12 @@ impl RequestFlow {
         };
         self.info.path = audit_safe(&policy, &raw_path);
         self.peer = read_peer(host, policy.authorizer.trust_xfcc);
+        self.workload = host
+            .property(&["connection", "uri_san_local_certificate"])
+            .ok()
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok())
+            .filter(|s| !s.is_empty());
         let auth = policy.authorizer.authenticate(&self.peer);
         if let Authentication::Principal { id, via_xfcc } = &auth {
             self.principal = Some(id.as_str().to_owned());
@@ -207,6 +221,16 @@ impl RequestFlow {
         self.resp.opts = Some(side_opts(grant.response));
         self.req.mask_patterns = enforce;
         self.resp.mask_patterns = enforce;
+        let mode = |granted: bool, on: bool| match (on, enforce, granted) {
+            (false, _, _) => "off",
+            (true, false, _) => "dry_run",
+            (true, true, true) => "grant",
+            (true, true, false) => "mask",
+        };
+        self.modes = audit::RedactionModes {
+            request: mode(grant.request, red.request_headers || red.request_body),
+            response: mode(grant.response, red.response_headers || red.response_body),
+        };
 
         if red.request_headers {
             redact_map(host, Map::RequestHeaders, &policy, &mut self.req);
@@ -427,6 +451,7 @@ impl RequestFlow {
             reason: self.override_reason.unwrap_or(decision.reason.as_str()),
             rule: policy.authorizer.rule(&decision).map(|r| r.name.clone()),
             principal: self.principal.clone(),
+            workload: self.workload.clone(),
             identity_source: self.principal.as_ref().map(|_| {
                 if self.via_xfcc {
                     "xfcc"
@@ -440,6 +465,11 @@ impl RequestFlow {
             tls_version: self.peer.tls_version.clone(),
             request: std::mem::take(&mut self.info),
             status: self.status,
+            duration_ms: self
+                .started
+                .and_then(|t| host.now().duration_since(t).ok())
+                .map_or(0, |d| d.as_millis() as u64),
+            redaction: std::mem::take(&mut self.modes),
             pan,
             unscannable,
         };

@@ -77,6 +77,11 @@ fn allowed_identity_reaches_the_backend() {
             "spiffe://cluster.local/ns/shop/sa/checkout"
         );
         assert_eq!(event["status"], 200);
+        assert_eq!(
+            event["workload"],
+            "spiffe://cluster.local/ns/payments/sa/payments-api"
+        );
+        assert!(event["duration_ms"].is_u64());
         assert!(event["tls_version"]
             .as_str()
             .unwrap_or("")

@@ -32,3 +32,17 @@ fn mesh_processes_are_gone_after_each_run() {
         );
     }
 }
+
+#[test]
+fn the_log_check_sees_pans_in_any_printed_form() {
+    for line in [
+        "x 4111111111111111 y",
+        "card=4111 1111 1111 1111",
+        "q=4111%201111%201111%201111&",
+        "5555-5555-5555-4444",
+    ] {
+        let digits = mesh::joined_digits_for_tests(line);
+        assert!(mesh::TEST_PANS.iter().any(|p| digits.contains(p)), "{line}");
+    }
+    assert!(!mesh::joined_digits_for_tests("**** **** **** 1111").contains("1111111"));
+}

@@ -243,6 +243,11 @@ fn allowed_caller_continues_and_is_audited_with_its_rule() {
     assert_eq!(e["request"]["id"], "req-1");
     assert_eq!(e["ts"], "2026-11-25T00:42:03.045Z");
     assert_eq!(e["identity_source"], "certificate");
+    assert_eq!(
+        e["redaction"],
+        serde_json::json!({"request": "mask", "response": "mask"})
+    );
+    assert_eq!(e["duration_ms"], 0, "the fake clock stands still");
     assert_eq!(host.metrics.borrow()["pci_mesh_guard.requests.allowed"], 1);
 }
 
@@ -510,6 +515,10 @@ fn granted_caller_moves_pans_untouched_but_counted() {
     flow.on_done(&host);
     let e = &host.events()[0];
     assert_eq!(e["rule"], "vault");
+    assert_eq!(
+        e["redaction"],
+        serde_json::json!({"request": "grant", "response": "grant"})
+    );
     assert_eq!(e["pan"]["request_body"]["passed"], 1);
     assert_eq!(e["pan"]["request_headers"]["passed"], 1);
     assert_eq!(
@@ -535,6 +544,7 @@ fn dry_run_rewrites_nothing_but_counts_what_it_would_mask() {
     flow.on_done(&host);
     let e = &host.events()[0];
     assert_eq!(e["enforced"], false);
+    assert_eq!(e["redaction"]["request"], "dry_run");
     assert_eq!(e["pan"]["request_body"]["found"], 1);
     assert_eq!(e["pan"]["request_body"]["passed"], 1);
 }

@@ -17,6 +17,57 @@ use serde_json::Value;
 
 pub use http::{Request, Response};
 
+/// The card numbers end-to-end tests send; none may ever show in a sidecar's log.
+pub const TEST_PANS: &[&str] = &[
+    "4111111111111111",
+    "5555555555554444",
+    "378282246310005",
+    "6011000990139424",
+];
+
+/// The digits of `line` with card separators between digits removed, so a PAN written in groups
+/// (`4111 1111 ...`, `4111%201111...`) shows as its plain digits.
+fn joined_digits(line: &str) -> String {
+    let b = line.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let prev_digit = out.ends_with(|c: char| c.is_ascii_digit());
+        let sep = match &b[i..] {
+            [b' ' | b'-' | b'+', ..] => 1,
+            [b'%', b'2', b'0' | b'D' | b'd', ..] => 3,
+            _ => 0,
+        };
+        if prev_digit && sep > 0 && b.get(i + sep).is_some_and(u8::is_ascii_digit) {
+            i += sep;
+            continue;
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+pub fn joined_digits_for_tests(line: &str) -> String {
+    joined_digits(line)
+}
+
+/// Fails when a test PAN appears in a sidecar log: neither Envoy nor the filter may ever log one.
+fn assert_no_pan_in_logs(mesh: &Mesh) {
+    for name in ["server", "client"] {
+        for (n, line) in mesh.log(name).lines().enumerate() {
+            let digits = joined_digits(line);
+            if let Some(pan) = TEST_PANS.iter().find(|p| digits.contains(*p)) {
+                panic!(
+                    "{name}.log line {}: a card number ending {} is in the log",
+                    n + 1,
+                    &pan[pan.len() - 4..]
+                );
+            }
+        }
+    }
+}
+
 /// The audit chain key the test sidecars get through their VM environment.
 pub const AUDIT_KEY: &str = "e2e-audit-key-0123456789";
 
@@ -477,6 +528,9 @@ impl Drop for Mesh {
         for p in self.procs.iter_mut().rev() {
             let _ = p.child.kill();
             let _ = p.child.wait();
+        }
+        if !std::thread::panicking() {
+            assert_no_pan_in_logs(self);
         }
         if std::thread::panicking() {
             eprintln!("mesh files kept for inspection: {}", self.dir.display());
