@@ -102,6 +102,24 @@ print("  %-8s %-5s reason=%-18s rule=%-24s principal=%s %s %s -> %s%s" % (e["req
 done
 echo "  (full events: grep -o '{\"schema\".*' $dir/server.log)"
 
+say "The audit trail is tamper-evident: verify-audit checks every chain in Envoy's log"
+cargo build --quiet --release --bin pci-mesh-guard
+cli=$root/target/release/pci-mesh-guard
+"$cli" verify-audit --key-file "$dir/audit.key" "$dir/server.log" | tail -n 1 | sed 's/^/  /'
+tampered=$dir/server-tampered.log
+# Change one decision in a copy of the log, as an attacker covering a denial would.
+python3 - "$dir/server.log" "$tampered" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines(True)
+for i, line in enumerate(lines):
+    if '"request":{"method":"POST","path":"/v1/charges","host"' in line and '"decision":"deny"' in line:
+        lines[i] = line.replace('"decision":"deny"', '"decision":"allow"', 1)
+        break
+open(sys.argv[2], "w").writelines(lines)
+PY
+echo "  after changing one denial into an allow in a copy of the log:"
+"$cli" verify-audit --key-file "$dir/audit.key" "$tampered" | sed 's/^/  /' || true
+
 if [ $keep = 1 ]; then
   say "The mesh keeps running"
   cat <<EOT
