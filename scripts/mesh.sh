@@ -80,6 +80,7 @@ up() {
   "$root/scripts/pki.sh" "$dir/pki" >/dev/null
   # A fresh audit chain key per mesh, kept beside it for verify-audit.
   [ -s "$dir/audit.key" ] || (umask 077; openssl rand -hex 24 >"$dir/audit.key")
+  [ -s "$dir/token.key" ] || (umask 077; openssl rand -hex 24 >"$dir/token.key")
   cp "$config" "$dir/plugin-config.json"
 
   start backend python3 "$root/scripts/backend.py" --port "$backend_port" --port-file "$dir/backend.port" \
@@ -96,7 +97,7 @@ up() {
     "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
     "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
-    "AUDIT_KEY=$(cat "$dir/audit.key")"
+    "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")"
   render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
     "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
     "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"

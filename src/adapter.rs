@@ -10,7 +10,7 @@ use proxy_wasm::types::{
     Action, BufferType, ContextType, LogLevel as WasmLevel, MapType, MetricType,
 };
 
-use crate::audit::{chain, Auditor, SharedAuditor};
+use crate::audit::{chain, Auditor, SharedAuditor, TOKEN_KEY_ENV};
 use crate::config::Policy;
 use crate::filter::{self, RequestFlow, Verdict};
 use crate::host::{Direction, Host, HostError, LogLevel, Map, Metric};
@@ -146,7 +146,9 @@ impl Root {
         let key = std::env::var(chain::KEY_ENV).ok();
         Root {
             policy: None,
-            auditor: Auditor::new(chain::new_chain_id(seed), key.as_deref()).shared(),
+            auditor: Auditor::new(chain::new_chain_id(seed), key.as_deref())
+                .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
+                .shared(),
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct AccessEvent {
     /// `none` (the request was stopped before anything passed).
     pub redaction: RedactionModes,
     pub pan: PanCounts,
+    /// Keyed tokens of the PANs seen (see `pan::token`), when a token key is set; absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pan_tokens: Vec<String>,
     /// Bodies that could not be scanned (compressed), by place; absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unscannable: Vec<&'static str>,
@@ -144,9 +147,14 @@ pub struct ConfigEvent {
 /// context and shared (`Rc<RefCell<_>>`) with every request of that VM.
 pub struct Auditor {
     chain: chain::Chain,
-    /// Set when the key from the environment cannot be used; the configuration is then refused.
+    /// Set when a key from the environment cannot be used; the configuration is then refused.
     pub key_problem: Option<String>,
+    /// The key of keyed PAN tokens (`TOKEN_KEY_ENV`); without it no tokens are recorded.
+    pub token_key: Option<Rc<[u8]>>,
 }
+
+/// The VM environment variable holding the key of keyed PAN tokens.
+pub const TOKEN_KEY_ENV: &str = "PCI_MESH_GUARD_TOKEN_KEY";
 
 pub type SharedAuditor = Rc<RefCell<Auditor>>;
 
@@ -168,7 +176,23 @@ impl Auditor {
         Auditor {
             chain: chain::Chain::new(chain_id, key),
             key_problem,
+            token_key: None,
         }
+    }
+
+    /// Turns on keyed PAN tokens with the value of `TOKEN_KEY_ENV`, if set.
+    pub fn with_token_key(mut self, key: Option<&str>) -> Auditor {
+        match key {
+            Some(k) if k.len() < chain::MIN_KEY_LEN => {
+                self.key_problem.get_or_insert(format!(
+                    "{TOKEN_KEY_ENV}: shorter than {} bytes",
+                    chain::MIN_KEY_LEN
+                ));
+            }
+            Some(k) => self.token_key = Some(k.as_bytes().into()),
+            None => {}
+        }
+        self
     }
 
     pub fn shared(self) -> SharedAuditor {

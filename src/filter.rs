@@ -11,7 +11,7 @@ use crate::authz::{Authentication, Decision, PanGrant, Reason};
 use crate::config::{CompressedBody, Mode, Policy};
 use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
 use crate::identity::Peer;
-use crate::pan::{self, Counts, Options, Redactor};
+use crate::pan::{self, Counts, Options, Redactor, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
 
@@ -116,6 +116,8 @@ struct Side {
     opts: Option<Options>,
     mask_patterns: bool,
     headers: Counts,
+    /// Keyed tokens of the PANs in this direction's headers, when tokens are on.
+    tokens: Option<Tokens>,
     body: Option<BodyStream>,
     /// The body was compressed and passed unscanned.
     unscannable: bool,
@@ -221,6 +223,13 @@ impl RequestFlow {
         self.resp.opts = Some(side_opts(grant.response));
         self.req.mask_patterns = enforce;
         self.resp.mask_patterns = enforce;
+        let token_key = self
+            .auditor
+            .try_borrow()
+            .ok()
+            .and_then(|a| a.token_key.clone());
+        self.req.tokens = token_key.clone().map(Tokens::new);
+        self.resp.tokens = token_key.map(Tokens::new);
         let mode = |granted: bool, on: bool| match (on, enforce, granted) {
             (false, _, _) => "off",
             (true, false, _) => "dry_run",
@@ -425,6 +434,16 @@ impl RequestFlow {
         .into_iter()
         .filter_map(|(u, place)| u.then_some(place))
         .collect();
+        let mut tokens: Option<Tokens> = None;
+        for side in [&self.req, &self.resp] {
+            let body = side.body.as_ref().and_then(|b| b.tokens());
+            for t in [side.tokens.as_ref(), body].into_iter().flatten() {
+                match &mut tokens {
+                    Some(all) => all.extend(t),
+                    None => tokens = Some(t.clone()),
+                }
+            }
+        }
         let blocked = self.override_reason.is_some();
         let allowed = decision.allow && !blocked;
         let reason = self.override_reason.unwrap_or(decision.reason.as_str());
@@ -471,6 +490,7 @@ impl RequestFlow {
                 .map_or(0, |d| d.as_millis() as u64),
             redaction: std::mem::take(&mut self.modes),
             pan,
+            pan_tokens: tokens.map(|t| t.list().to_vec()).unwrap_or_default(),
             unscannable,
         };
         emit(host, &self.auditor, &event);
@@ -487,7 +507,11 @@ fn body_stream(dir: Direction, policy: &Policy, side: &Side, json: bool) -> Body
         })
     };
     let patterns = policy.redaction.patterns.clone();
-    BodyStream::new(dir, Redactor::new(opts, patterns, side.mask_patterns))
+    let mut redactor = Redactor::new(opts, patterns, side.mask_patterns);
+    if let Some(t) = &side.tokens {
+        redactor = redactor.with_tokens(t.clone());
+    }
+    BodyStream::new(dir, redactor)
 }
 
 /// Redacts every value of a header or trailer map in place, counting into the side's headers.
@@ -497,12 +521,13 @@ fn redact_map<H: Host>(host: &H, map: Map, policy: &Policy, side: &mut Side) {
     };
     for (name, mut value) in host.headers(map) {
         let before = side.headers.found + side.headers.patterns;
-        pan::redact_all(
+        pan::redact_all_with(
             &mut value,
             &opts,
             &policy.redaction.patterns,
             side.mask_patterns,
             &mut side.headers,
+            side.tokens.as_mut(),
         );
         let changed = side.headers.found + side.headers.patterns != before;
         if changed && (opts.mask || side.mask_patterns) {

@@ -6,7 +6,7 @@ use std::fmt;
 pub mod redact;
 pub mod scan;
 
-pub use redact::{redact_all, Counts, Redactor, MAX_PATTERN_MATCH};
+pub use redact::{redact_all, redact_all_with, Counts, Redactor, MAX_PATTERN_MATCH};
 pub use scan::Options;
 
 /// Upper bound on the compiled size of one custom pattern, so a configuration cannot make the VM
@@ -94,6 +94,63 @@ fn one_line(s: &str) -> String {
         .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Most tokens recorded for one request.
+pub const MAX_TOKENS: usize = 32;
+
+/// Keyed PAN tokens (PCI DSS 3.5.1.1): the first 64 bits of HMAC-SHA256(key, digits), in hex. The
+/// same card gives the same token under the same key, so analysts can correlate events without
+/// ever seeing the number; without the key a token cannot be turned back into a PAN.
+pub fn token(key: &[u8], digits: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(digits);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The tokens of the PANs one request carried, in order of appearance, without repeats.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    key: std::rc::Rc<[u8]>,
+    list: Vec<String>,
+}
+
+impl Tokens {
+    pub fn new(key: std::rc::Rc<[u8]>) -> Tokens {
+        Tokens {
+            key,
+            list: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, digits: &[u8]) {
+        if self.list.len() < MAX_TOKENS {
+            let t = token(&self.key, digits);
+            if !self.list.contains(&t) {
+                self.list.push(t);
+            }
+        }
+    }
+
+    pub fn extend(&mut self, other: &Tokens) {
+        for t in &other.list {
+            if self.list.len() < MAX_TOKENS && !self.list.contains(t) {
+                self.list.push(t.clone());
+            }
+        }
+    }
+
+    pub fn list(&self) -> &[String] {
+        &self.list
+    }
 }
 
 /// Card brands of SPEC section 4.
@@ -252,6 +309,19 @@ mod tests {
         assert_eq!(classify(b"5105105105105100".get(..15).unwrap()), None);
         assert_eq!(classify(b"41111111111"), None, "too short");
         assert_eq!(classify(b"41111111111111111111"), None, "too long");
+    }
+
+    #[test]
+    fn tokens_are_keyed_stable_and_short() {
+        let a = token(b"0123456789abcdef", b"4111111111111111");
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, token(b"0123456789abcdef", b"4111111111111111"));
+        assert_ne!(a, token(b"another-key-0123", b"4111111111111111"));
+        assert_ne!(a, token(b"0123456789abcdef", b"5555555555554444"));
+        let mut t = Tokens::new(b"0123456789abcdef".to_vec().into());
+        t.add(b"4111111111111111");
+        t.add(b"4111111111111111");
+        assert_eq!(t.list(), [a]);
     }
 
     #[test]

@@ -51,6 +51,10 @@ impl BodyStream {
         self.redactor.counts()
     }
 
+    pub fn tokens(&self) -> Option<&crate::pan::Tokens> {
+        self.redactor.tokens()
+    }
+
     /// A body callback: `size` bytes are in the proxy's buffer; `end` marks the end of the stream.
     pub fn on_data<H: Host>(&mut self, host: &H, size: usize, end: bool) -> Step {
         if self.done {

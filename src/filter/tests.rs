@@ -704,3 +704,46 @@ fn without_a_key_the_config_event_warns_and_a_short_key_is_refused() {
     assert!(logs.iter().any(|(l, m)| *l == LogLevel::Error
         && m.contains("configuration rejected: vm_config.environment_variables.PCI_MESH_GUARD_AUDIT_KEY: shorter than 16 bytes")));
 }
+
+#[test]
+fn keyed_tokens_let_analysts_correlate_cards_without_seeing_them() {
+    let key = "token-key-0123456789";
+    let shared = crate::audit::Auditor::new("vm".into(), None)
+        .with_token_key(Some(key))
+        .shared();
+    let host = FakeHost::mtls(CHECKOUT);
+    host.put(Map::RequestHeaders, "x-card", "4111 1111 1111 1111");
+    let mut flow = RequestFlow::new(policy(OPEN), shared);
+    flow.on_request_headers(&host, false);
+    stream_body(
+        &host,
+        &mut flow,
+        Direction::Request,
+        &[b"4111111111111111 and 5555555555554444"],
+        false,
+    );
+    flow.on_done(&host);
+    let e = &host.events()[0];
+    let want = [
+        crate::pan::token(key.as_bytes(), b"4111111111111111"),
+        crate::pan::token(key.as_bytes(), b"5555555555554444"),
+    ];
+    assert_eq!(
+        e["pan_tokens"],
+        serde_json::json!(want),
+        "one token per card, in order"
+    );
+    assert!(!e.to_string().contains("4111111111111111"));
+    // Without a key: no tokens at all.
+    let host = FakeHost::mtls(CHECKOUT);
+    run(&mut FakeHost::mtls(CHECKOUT), OPEN);
+    let mut flow = RequestFlow::new(policy(OPEN), auditor());
+    flow.on_request_headers(&host, true);
+    flow.on_done(&host);
+    assert!(host.events()[0].get("pan_tokens").is_none());
+    // A short token key refuses the configuration.
+    let short = crate::audit::Auditor::new("vm".into(), None)
+        .with_token_key(Some("short"))
+        .shared();
+    assert!(configure(&FakeHost::default(), b"{}", &short).is_none());
+}

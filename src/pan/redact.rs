@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use super::scan::{self, Found, Options};
-use super::{Brand, Pattern};
+use super::{Brand, Pattern, Tokens};
 
 /// Longest match of a custom pattern, in bytes. Patterns that could match more are rejected at
 /// configure time, so their matches, too, are found whatever the chunking.
@@ -90,6 +90,7 @@ fn settle(
     mask_patterns: bool,
     pattern_pos: &mut [usize],
     counts: &mut Counts,
+    mut tokens: Option<&mut Tokens>,
 ) {
     let start = cur.released;
     let pan_settled = scan::scan(
@@ -97,7 +98,12 @@ fn settle(
         cur.scanned.max(start),
         at_end,
         opts,
-        &mut |f: Found| counts.record(f.brand, opts.mask),
+        &mut |f: Found| {
+            counts.record(f.brand, opts.mask);
+            if let Some(t) = tokens.as_deref_mut() {
+                t.add(f.digits.get(..f.len).unwrap_or(&[]));
+            }
+        },
     );
     cur.scanned = pan_settled;
     if patterns.is_empty() {
@@ -149,6 +155,18 @@ pub fn redact_all(
     mask_patterns: bool,
     counts: &mut Counts,
 ) {
+    redact_all_with(bytes, opts, patterns, mask_patterns, counts, None);
+}
+
+/// As `redact_all`, also recording a keyed token for each PAN found.
+pub fn redact_all_with(
+    bytes: &mut [u8],
+    opts: &Options,
+    patterns: &[Pattern],
+    mask_patterns: bool,
+    counts: &mut Counts,
+    tokens: Option<&mut Tokens>,
+) {
     let mut cur = Cursor::default();
     settle(
         bytes,
@@ -159,6 +177,7 @@ pub fn redact_all(
         mask_patterns,
         &mut [],
         counts,
+        tokens,
     );
 }
 
@@ -177,6 +196,7 @@ pub struct Redactor {
     /// Where each pattern resumes, as an offset in `buf`.
     pattern_pos: Vec<usize>,
     counts: Counts,
+    tokens: Option<Tokens>,
 }
 
 impl Redactor {
@@ -191,7 +211,18 @@ impl Redactor {
             cur: Cursor::default(),
             pattern_pos: vec![0; n],
             counts: Counts::default(),
+            tokens: None,
         }
+    }
+
+    /// Records a keyed token for each PAN found (see `pan::token`).
+    pub fn with_tokens(mut self, tokens: Tokens) -> Redactor {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.tokens.as_ref()
     }
 
     /// Feeds the next chunk; returns the bytes now safe to pass on, masked. Across a stream the
@@ -241,6 +272,7 @@ impl Redactor {
             self.mask_patterns,
             &mut self.pattern_pos,
             &mut self.counts,
+            self.tokens.as_mut(),
         );
         self.buf
             .get(self.out_start..self.cur.released)

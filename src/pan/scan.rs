@@ -41,6 +41,9 @@ pub struct Found {
     pub start: usize,
     pub end: usize,
     pub brand: Brand,
+    /// The PAN's digits (`digits[..len]`), read before masking: for keyed tokens, never logged.
+    pub digits: [u8; MAX_DIGITS],
+    pub len: usize,
 }
 
 /// Scans `buf[from..]` for PANs; `buf[..from]` is settled context, read but never written.
@@ -80,10 +83,13 @@ pub fn scan(
             Window::Undecided => return g,
             Window::None { next } => pos = next,
             Window::Pan { end, groups, brand } => {
+                let (digits, len) = window_digits(buf, &groups);
                 let f = Found {
                     start: g,
                     end,
                     brand,
+                    digits,
+                    len,
                 };
                 pos = end;
                 if opts.mask {
@@ -194,8 +200,8 @@ enum Check {
     Undecided,
 }
 
-/// Is the window of `groups` (starting at `g`, `total` digits) a PAN?
-fn check(buf: &[u8], g: usize, groups: &Groups, total: usize, at_end: bool) -> Check {
+/// The digits of a window, in order, and how many there are.
+fn window_digits(buf: &[u8], groups: &Groups) -> ([u8; MAX_DIGITS], usize) {
     let mut digits = [0u8; MAX_DIGITS];
     let mut k = 0;
     for &(s, e) in groups.iter() {
@@ -206,6 +212,12 @@ fn check(buf: &[u8], g: usize, groups: &Groups, total: usize, at_end: bool) -> C
             }
         }
     }
+    (digits, k)
+}
+
+/// Is the window of `groups` (starting at `g`, `total` digits) a PAN?
+fn check(buf: &[u8], g: usize, groups: &Groups, total: usize, at_end: bool) -> Check {
+    let (digits, _) = window_digits(buf, groups);
     let Some(brand) = digits.get(..total).and_then(classify) else {
         return Check::NotPan;
     };

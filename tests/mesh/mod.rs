@@ -71,6 +71,9 @@ fn assert_no_pan_in_logs(mesh: &Mesh) {
 /// The audit chain key the test sidecars get through their VM environment.
 pub const AUDIT_KEY: &str = "e2e-audit-key-0123456789";
 
+/// The key of the PAN tokens in the test sidecars' audit events.
+pub const TOKEN_KEY: &str = "e2e-token-key-0123456789";
+
 /// Envoy versions every end-to-end test runs against: the newest and the oldest supported.
 pub const ENVOY_VERSIONS: &[&str] = &["1.40.0", "1.36.4"];
 
@@ -299,6 +302,7 @@ impl<'a> MeshBuilder<'a> {
                 ("PLAIN_PORT", "0".into()),
                 ("TLS_ANY_PORT", "0".into()),
                 ("AUDIT_KEY", AUDIT_KEY.into()),
+                ("TOKEN_KEY", TOKEN_KEY.into()),
                 ("RAW_PORT", "0".into()),
             ],
         );
