@@ -1,7 +1,5 @@
 //! Verification catches every single-byte edit, deletion, insertion and swap in a generated log.
 
-use proptest::prelude::*;
-
 use super::*;
 use crate::audit::chain::Chain;
 
@@ -77,32 +75,38 @@ fn reports_what_happened_and_where() {
     assert_eq!((p.len(), p[0].kind, p[0].line), (1, "altered", 5));
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+#[cfg(not(target_arch = "wasm32"))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
 
-    #[test]
-    fn any_single_byte_edit_is_caught(pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
-        let mut lines = log(8, Some(KEY));
-        let flat: usize = lines.iter().map(String::len).sum();
-        let mut at = pos.index(flat);
-        let mut li = 0;
-        while at >= lines[li].len() { at -= lines[li].len(); li += 1; }
-        let mut bytes = lines[li].clone().into_bytes();
-        prop_assume!(bytes[at] != byte);
-        bytes[at] = byte;
-        lines[li] = String::from_utf8_lossy(&bytes).into_owned();
-        prop_assert!(!check(&lines, Some(KEY)).problems.is_empty(), "edit at line {} byte {}", li + 1, at);
-    }
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
 
-    #[test]
-    fn any_deletion_insertion_or_swap_is_caught(a in 0..8usize, b in 0..8usize, op in 0..3u8) {
-        let good = log(8, Some(KEY));
-        let mut lines = good.clone();
-        match op {
-            0 => { lines.remove(a.min(6)); }
-            1 => { let forged = good[a].replace("access", "accesS"); lines.insert(b, forged); }
-            _ => { prop_assume!(a != b); lines.swap(a, b); }
+        #[test]
+        fn any_single_byte_edit_is_caught(pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut lines = log(8, Some(KEY));
+            let flat: usize = lines.iter().map(String::len).sum();
+            let mut at = pos.index(flat);
+            let mut li = 0;
+            while at >= lines[li].len() { at -= lines[li].len(); li += 1; }
+            let mut bytes = lines[li].clone().into_bytes();
+            prop_assume!(bytes[at] != byte);
+            bytes[at] = byte;
+            lines[li] = String::from_utf8_lossy(&bytes).into_owned();
+            prop_assert!(!check(&lines, Some(KEY)).problems.is_empty(), "edit at line {} byte {}", li + 1, at);
         }
-        prop_assert!(!check(&lines, Some(KEY)).problems.is_empty(), "op {} a {} b {}", op, a, b);
+
+        #[test]
+        fn any_deletion_insertion_or_swap_is_caught(a in 0..8usize, b in 0..8usize, op in 0..3u8) {
+            let good = log(8, Some(KEY));
+            let mut lines = good.clone();
+            match op {
+                0 => { lines.remove(a.min(6)); }
+                1 => { let forged = good[a].replace("access", "accesS"); lines.insert(b, forged); }
+                _ => { prop_assume!(a != b); lines.swap(a, b); }
+            }
+            prop_assert!(!check(&lines, Some(KEY)).problems.is_empty(), "op {} a {} b {}", op, a, b);
+        }
     }
 }
