@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 pub mod chain;
+pub mod otlp;
 pub mod verify;
 
 use crate::lint::Finding;
