@@ -11,6 +11,7 @@
 #   PMG_TLS_ANY_PORT=15008   test listener: client certificate optional, TLS 1.0 and up
 #   PMG_RAW_PORT=15009       test listener: mTLS without path normalization, XFCC passed through
 #   PMG_BACKEND_PORT=18080   backend
+#   PMG_OTEL_PORT=4318       where cluster otel-collector points (an OpenTelemetry collector, if you run one)
 # PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
 # With PMG_DOCKER=1 the two sidecars run in the stock envoyproxy/envoy image through
 # envoy-config/docker-compose.yaml instead (host networking, Linux).
@@ -23,6 +24,7 @@ plain_port=${PMG_PLAIN_PORT:-15007}
 tls_any_port=${PMG_TLS_ANY_PORT:-15008}
 raw_port=${PMG_RAW_PORT:-15009}
 backend_port=${PMG_BACKEND_PORT:-18080}
+otel_port=${PMG_OTEL_PORT:-4318}
 wasm=${PMG_WASM:-$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm}
 
 # render TEMPLATE OUT KEY=VALUE...; PLUGIN_CONFIG_FILE=path fills {{PLUGIN_CONFIG}} as a JSON string.
@@ -97,7 +99,7 @@ up() {
     "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
     "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
-    "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")"
+    "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port"
   render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
     "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
     "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"

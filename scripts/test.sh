@@ -12,6 +12,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
 scripts/tools.sh
+echo "test tools: $(scripts/test-tools.sh)"
 if [ -z "${ENVOY_BIN:-}" ]; then
   for v in 1.40.0 1.36.4; do echo "Envoy $v: $(scripts/envoy.sh "$v")"; done
 fi

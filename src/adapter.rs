@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -51,6 +51,12 @@ fn host_error(s: proxy_wasm::types::Status) -> HostError {
 /// header values as UTF-8 are used (the SDK's string-valued map calls panic on a value that is not
 /// UTF-8, which a client can send), so no request can trap the VM.
 struct WasmHost;
+
+impl WasmHost {
+    fn header_of(&self, map: MapType, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(map, name).ok().flatten()
+    }
+}
 
 impl Host for WasmHost {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
@@ -153,7 +159,25 @@ impl Root {
     }
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let status = WasmHost
+            .header_of(MapType::HttpCallResponseHeaders, ":status")
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|s| s.parse::<u16>().ok());
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        filter::audit_answer(&WasmHost, &self.auditor, status, &body);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
@@ -162,10 +186,50 @@ impl RootContext for Root {
             .flatten()
             .unwrap_or_default();
         self.policy = filter::configure(&WasmHost, &input, &self.auditor);
-        if self.policy.is_some() {
+        if let Some(p) = &self.policy {
             define_metrics();
+            // The otlp_http sink is driven by the timer: due batches leave within a tick.
+            let tick = if p.audit.otlp.is_some() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            let _ = hostcalls::set_tick_period(tick);
         }
         self.policy.is_some()
+    }
+
+    fn on_tick(&mut self) {
+        let Some(body) = filter::audit_tick(&WasmHost, &self.auditor) else {
+            return;
+        };
+        let settings = self
+            .auditor
+            .try_borrow()
+            .ok()
+            .and_then(|a| a.shipper.as_ref().map(|s| s.settings.clone()));
+        let Some(settings) = settings else {
+            return;
+        };
+        let headers = vec![
+            (":method", "POST"),
+            (":path", settings.path.as_str()),
+            (":authority", settings.authority.as_str()),
+            ("content-type", "application/json"),
+        ];
+        if let Err(e) = hostcalls::dispatch_http_call(
+            &settings.cluster,
+            headers,
+            Some(&body),
+            vec![],
+            settings.timeout,
+        ) {
+            filter::audit_dispatch_failed(
+                &WasmHost,
+                &self.auditor,
+                &format!("cannot send to cluster {}: {e:?}", settings.cluster),
+            );
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -148,6 +148,10 @@ pub struct ConfigEvent {
 /// context and shared (`Rc<RefCell<_>>`) with every request of that VM.
 pub struct Auditor {
     chain: chain::Chain,
+    /// The `otlp_http` sink's queue, when configured.
+    pub shipper: Option<otlp::Shipper>,
+    /// Events the sink's full queue refused since the last `audit_failure` report.
+    pub unreported_drops: u64,
     /// Set when a key from the environment cannot be used; the configuration is then refused.
     pub key_problem: Option<String>,
     /// The key of keyed PAN tokens (`TOKEN_KEY_ENV`); without it no tokens are recorded.
@@ -176,6 +180,8 @@ impl Auditor {
         };
         Auditor {
             chain: chain::Chain::new(chain_id, key),
+            shipper: None,
+            unreported_drops: 0,
             key_problem,
             token_key: None,
         }
@@ -204,9 +210,31 @@ impl Auditor {
         self.chain.keyed()
     }
 
-    /// The event's sealed log line.
+    /// The event's sealed log line; with the `otlp_http` sink it is also queued for shipping.
     pub fn line<T: Serialize>(&mut self, event: &T) -> String {
-        self.chain.seal(&to_line(event))
+        let line = self.chain.seal(&to_line(event));
+        if let Some(s) = &mut self.shipper {
+            if !s.push(line.clone()) {
+                self.unreported_drops += 1;
+            }
+        }
+        line
+    }
+
+    /// Sets up (or keeps, or removes) the `otlp_http` sink for a newly accepted configuration.
+    pub fn configure_sink(&mut self, settings: Option<otlp::OtlpSettings>) {
+        match (settings, &self.shipper) {
+            (Some(new), Some(old)) if old.settings == new => {}
+            (Some(new), _) => self.shipper = Some(otlp::Shipper::new(new)),
+            (None, _) => self.shipper = None,
+        }
+    }
+
+    /// The sink is `required` and its queue is full: requests must wait for the trail.
+    pub fn must_refuse(&self) -> bool {
+        self.shipper
+            .as_ref()
+            .is_some_and(|s| s.settings.required && s.is_full())
     }
 }
 
@@ -214,6 +242,18 @@ impl Auditor {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     chain::hex(&Sha256::digest(bytes))
+}
+
+/// The `audit_failure` event: events that could not be delivered, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditFailureEvent {
+    pub schema: &'static str,
+    pub ts: String,
+    pub event: &'static str,
+    /// `queue_full`, `rejected` (partialSuccess) or `delivery_failed`.
+    pub reason: &'static str,
+    pub dropped: u64,
+    pub detail: String,
 }
 
 /// Serializes an event to its one-line JSON form. Serialization of these plain structs cannot

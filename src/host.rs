@@ -66,10 +66,14 @@ pub enum Metric {
     Denied(&'static str),
     /// Requests `dry_run` let through that enforcement would have denied.
     DryRunDenied,
+    AuditEmitted,
+    AuditSent,
+    AuditDropped,
+    AuditSinkErrors,
 }
 
 /// Reasons a request can be denied for, each with its own counter.
-pub const DENY_REASONS: [&str; 7] = [
+pub const DENY_REASONS: [&str; 8] = [
     "no_mtls",
     "weak_tls",
     "untrusted_identity",
@@ -77,6 +81,7 @@ pub const DENY_REASONS: [&str; 7] = [
     "default",
     "unscannable_body",
     "body_failure",
+    "audit_unavailable",
 ];
 
 impl Metric {
@@ -89,6 +94,10 @@ impl Metric {
             Metric::PanPassedResponse,
             Metric::Allowed,
             Metric::DryRunDenied,
+            Metric::AuditEmitted,
+            Metric::AuditSent,
+            Metric::AuditDropped,
+            Metric::AuditSinkErrors,
         ]
         .into_iter()
         .chain(DENY_REASONS.into_iter().map(Metric::Denied))
@@ -103,6 +112,10 @@ impl Metric {
             Metric::Allowed => "pci_mesh_guard.requests.allowed".into(),
             Metric::Denied(reason) => format!("pci_mesh_guard.requests.denied.{reason}"),
             Metric::DryRunDenied => "pci_mesh_guard.requests.dry_run_denied".into(),
+            Metric::AuditEmitted => "pci_mesh_guard.audit.emitted".into(),
+            Metric::AuditSent => "pci_mesh_guard.audit.sent".into(),
+            Metric::AuditDropped => "pci_mesh_guard.audit.dropped".into(),
+            Metric::AuditSinkErrors => "pci_mesh_guard.audit.sink_errors".into(),
         }
     }
 }

@@ -219,7 +219,23 @@ fn impossible_values_are_rejected_with_their_path() {
         ),
         (
             r#"{"audit":{"sink":"otlp_http"}}"#,
-            "audit.sink: otlp_http is not available",
+            "audit.cluster: required with sink \"otlp_http\"",
+        ),
+        (
+            r#"{"audit":{"cluster":"otel"}}"#,
+            "audit.cluster: only has an effect with sink \"otlp_http\"",
+        ),
+        (
+            r#"{"audit":{"sink":"otlp_http","cluster":"otel","max_batch":0}}"#,
+            "audit.max_batch: must be from 1 to 10000",
+        ),
+        (
+            r#"{"audit":{"sink":"otlp_http","cluster":"otel","max_batch":50,"max_queue":10}}"#,
+            "audit.max_queue: must be at least max_batch",
+        ),
+        (
+            r#"{"audit":{"sink":"otlp_http","cluster":"otel","path":"v1/logs"}}"#,
+            "audit.path: must start with '/'",
         ),
         (
             r#"{"audit":{"sink":"syslog"}}"#,
@@ -261,4 +277,17 @@ fn strict_turns_the_first_linter_finding_into_a_rejection() {
         e.contains("[default_allow] (strict: 2 linter finding(s)"),
         "{e}"
     );
+}
+
+#[test]
+fn otlp_sink_keys_have_defaults() {
+    let p = Policy::parse(br#"{"audit":{"sink":"otlp_http","cluster":"otel-collector"}}"#).unwrap();
+    let o = p.audit.otlp.unwrap();
+    assert_eq!(
+        (o.cluster.as_str(), o.authority.as_str(), o.path.as_str()),
+        ("otel-collector", "otel-collector", "/v1/logs")
+    );
+    assert_eq!((o.max_batch, o.max_queue, o.required), (100, 1000, false));
+    assert_eq!(o.flush_interval, std::time::Duration::from_millis(1000));
+    assert_eq!(o.timeout, std::time::Duration::from_millis(2000));
 }

@@ -747,3 +747,72 @@ fn keyed_tokens_let_analysts_correlate_cards_without_seeing_them() {
         .shared();
     assert!(configure(&FakeHost::default(), b"{}", &short).is_none());
 }
+
+const OTLP: &str = r#"{"authorization":{"default_action":"allow"},
+  "audit":{"sink":"otlp_http","cluster":"otel","max_batch":2,"max_queue":3,"required":true}}"#;
+
+#[test]
+fn otlp_sink_ships_batches_and_reports_what_it_loses() {
+    let host = FakeHost::mtls(CHECKOUT);
+    let shared = auditor();
+    let policy = configure(&host, OTLP.as_bytes(), &shared);
+    // The config event is queued; one request adds its access event: a full batch of 2.
+    let mut flow = RequestFlow::new(policy.clone(), shared.clone());
+    assert_eq!(flow.on_request_headers(&host, true), Verdict::Continue);
+    flow.on_done(&host);
+    let body = audit_tick(&host, &shared).expect("a batch is due");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let records = v["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        .as_array()
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records[1]["body"]["stringValue"]
+        .as_str()
+        .unwrap()
+        .contains(r#""event":"access""#));
+    audit_answer(&host, &shared, Some(200), b"{}");
+    assert_eq!(host.metrics.borrow()["pci_mesh_guard.audit.sent"], 2);
+
+    // The collector fails for good: the batch is dropped and an audit_failure event written.
+    for _ in 0..2 {
+        let mut flow = RequestFlow::new(policy.clone(), shared.clone());
+        flow.on_request_headers(&host, true);
+        flow.on_done(&host);
+    }
+    assert!(audit_tick(&host, &shared).is_some());
+    audit_answer(&host, &shared, Some(400), b"bad request");
+    let failure = host
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "audit_failure")
+        .expect("reported");
+    assert_eq!(
+        (failure["reason"].as_str(), failure["dropped"].as_u64()),
+        (Some("delivery_failed"), Some(2))
+    );
+    assert_eq!(host.metrics.borrow()["pci_mesh_guard.audit.dropped"], 2);
+}
+
+#[test]
+fn required_sink_refuses_requests_while_its_queue_is_full() {
+    let host = FakeHost::mtls(CHECKOUT);
+    let shared = auditor();
+    let policy = configure(&host, OTLP.as_bytes(), &shared);
+    // Nobody flushes: the queue (3) fills with the config event and two access events.
+    for _ in 0..2 {
+        let mut flow = RequestFlow::new(policy.clone(), shared.clone());
+        assert_eq!(flow.on_request_headers(&host, true), Verdict::Continue);
+        flow.on_done(&host);
+    }
+    let mut flow = RequestFlow::new(policy.clone(), shared.clone());
+    assert_eq!(flow.on_request_headers(&host, true), Verdict::Stop);
+    assert_eq!(host.replies.borrow().last().unwrap().0, 503);
+    let last = host.events().into_iter().last().unwrap();
+    assert_eq!(last["reason"], "audit_unavailable");
+    // The refused request's own event could not be queued either; the next tick reports it.
+    audit_tick(&host, &shared);
+    assert!(host
+        .events()
+        .iter()
+        .any(|e| e["event"] == "audit_failure" && e["reason"] == "queue_full"));
+}

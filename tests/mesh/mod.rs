@@ -156,6 +156,24 @@ pub fn envoys() -> Vec<Envoy> {
         .clone()
 }
 
+/// A Python with the test tools (opentelemetry-proto), installed once by `scripts/test-tools.sh`.
+pub fn tools_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let out = Command::new(root().join("scripts/test-tools.sh"))
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/test-tools.sh");
+            assert!(
+                out.status.success(),
+                "the test tools could not be installed"
+            );
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
 /// Kills the child when the test process dies, however it dies.
 fn die_with_parent(cmd: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -227,11 +245,20 @@ pub struct MeshBuilder<'a> {
     config: String,
     mtls_port: u16,
     client: bool,
+    /// Start an OTLP receiver in this mode (`scripts/otlp_receiver.py`); without one, the
+    /// otel-collector cluster points at a port nobody listens on.
+    otlp: Option<&'static str>,
 }
 
 impl<'a> MeshBuilder<'a> {
     pub fn config(mut self, json: &str) -> Self {
         self.config = json.to_string();
+        self
+    }
+
+    /// Runs an OTLP receiver (`ok`, `partial`, `slow`, `503`) behind the otel-collector cluster.
+    pub fn otlp(mut self, mode: &'static str) -> Self {
+        self.otlp = Some(mode);
         self
     }
 
@@ -290,6 +317,30 @@ impl<'a> MeshBuilder<'a> {
                 .ok()
         });
 
+        let otel_port = match self.otlp {
+            Some(mode) => {
+                let python = tools_python();
+                let port_file = dir.join("otlp.port");
+                mesh.spawn(
+                    "otlp",
+                    Command::new(python)
+                        .arg(root().join("scripts/otlp_receiver.py"))
+                        .arg("--port-file")
+                        .arg(&port_file)
+                        .arg("--record")
+                        .arg(dir.join("otlp.jsonl"))
+                        .args(["--mode", mode]),
+                );
+                wait_for("the OTLP receiver's port", Duration::from_secs(20), || {
+                    fs::read_to_string(&port_file)
+                        .ok()?
+                        .trim()
+                        .parse::<u16>()
+                        .ok()
+                })
+            }
+            None => free_port(),
+        };
         let config_literal = serde_json::to_string(&self.config).expect("encode config");
         let server_yaml = render(
             "server-sidecar.yaml",
@@ -303,6 +354,7 @@ impl<'a> MeshBuilder<'a> {
                 ("TLS_ANY_PORT", "0".into()),
                 ("AUDIT_KEY", AUDIT_KEY.into()),
                 ("TOKEN_KEY", TOKEN_KEY.into()),
+                ("OTEL_PORT", otel_port.to_string()),
                 ("RAW_PORT", "0".into()),
             ],
         );
@@ -382,6 +434,7 @@ impl Mesh {
             config: String::new(),
             mtls_port: 0,
             client: true,
+            otlp: None,
         }
     }
 
@@ -477,6 +530,26 @@ impl Mesh {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb * 1024)
             .expect("VmRSS")
+    }
+
+    /// What the OTLP receiver got: one JSON object per export request.
+    pub fn otlp_received(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.join("otlp.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The server sidecar's counters whose names contain `filter`, from its admin endpoint.
+    pub fn stats(&self, filter: &str) -> Vec<(String, u64)> {
+        let resp = admin_get(&self.server_admin, "/stats").expect("admin /stats");
+        resp.text()
+            .lines()
+            .filter(|l| l.contains(filter))
+            .filter_map(|l| l.split_once(": "))
+            .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+            .collect()
     }
 
     /// What the backend received, one JSON object per request.
