@@ -310,6 +310,24 @@ mod tests {
     }
 
     #[test]
+    fn serialization_is_stable_and_canonical() {
+        let e = AuditFailureEvent {
+            schema: SCHEMA,
+            ts: rfc3339_millis(UNIX_EPOCH),
+            event: "audit_failure",
+            reason: "queue_full",
+            dropped: 3,
+            detail: "x\"y".into(),
+        };
+        let want = r#"{"schema":"pci-mesh-guard/audit/v1","ts":"1970-01-01T00:00:00.000Z","event":"audit_failure","reason":"queue_full","dropped":3,"detail":"x\"y"}"#;
+        assert_eq!(to_line(&e), want);
+        assert_eq!(to_line(&e), to_line(&e.clone()), "same event, same bytes");
+        let mut a = Auditor::new("c".into(), Some("0123456789abcdef"));
+        let mut b = Auditor::new("c".into(), Some("0123456789abcdef"));
+        assert_eq!(a.line(&e), b.line(&e), "same chain state, same sealed line");
+    }
+
+    #[test]
     fn events_are_sealed_into_one_chain() {
         let mut a = Auditor::new("c".into(), Some("0123456789abcdef"));
         let first: serde_json::Value =

@@ -75,6 +75,21 @@ fn pans_in_body_headers_query_and_cookies_are_masked_before_the_backend() {
             event["request"]["path"],
             "/v1/charges?card=****%20****%20****%201111&amount=1299"
         );
+        let token =
+            |pan: &str| pci_mesh_guard::pan::token(mesh::TOKEN_KEY.as_bytes(), pan.as_bytes());
+        let tokens = event["pan_tokens"].as_array().expect("pan tokens");
+        for pan in [
+            "4111111111111111",
+            "378282246310005",
+            "6011000990139424",
+            "5555555555554444",
+        ] {
+            assert!(
+                tokens.contains(&serde_json::json!(token(pan))),
+                "Envoy {}: a token for each card: {tokens:?}",
+                envoy.version
+            );
+        }
     }
 }
 

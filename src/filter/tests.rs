@@ -268,6 +268,7 @@ fn denied_caller_gets_the_spec_403_naming_nothing() {
     assert_eq!(events[0]["decision"], "deny");
     assert_eq!(events[0]["reason"], "default");
     assert_eq!(events[0]["status"], 403);
+    assert_eq!(events[0]["redaction"]["request"], "none");
     assert_eq!(
         host.metrics.borrow()["pci_mesh_guard.requests.denied.default"],
         1
