@@ -3,17 +3,24 @@
 //! This is the whole behaviour of the plugin; `adapter` only forwards proxy-wasm callbacks here.
 
 mod body;
+mod configure;
+mod redaction;
+mod sink;
 
 use std::rc::Rc;
 
-use crate::audit::{self, AccessEvent, ConfigEvent, PanCounts, RequestInfo, SharedAuditor};
+use crate::audit::{self, AccessEvent, PanCounts, RequestInfo, SharedAuditor};
 use crate::authz::{Authentication, Decision, PanGrant, Reason};
 use crate::config::{CompressedBody, Mode, Policy};
 use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
 use crate::identity::Peer;
-use crate::pan::{self, Counts, Options, Redactor, Tokens};
+use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
+pub use configure::configure;
+pub use sink::{audit_answer, audit_dispatch_failed, audit_tick, emit};
+
+use redaction::{audit_safe, body_stream, is_encoded, is_json, redact_map};
 
 /// Prefix of every plain (non-event) log line of the plugin.
 pub const LOG_PREFIX: &str = "pci-mesh-guard:";
@@ -24,185 +31,6 @@ pub enum Verdict {
     Continue,
     /// Stop iterating (headers: wait; body: buffer this data and call again).
     Stop,
-}
-
-/// Writes one event to the audit trail, sealed into this VM's chain.
-pub fn emit<H: Host, T: serde::Serialize>(host: &H, auditor: &SharedAuditor, event: &T) {
-    match auditor.try_borrow_mut() {
-        Ok(mut a) => {
-            host.log(LogLevel::Info, &a.line(event));
-            host.increment(Metric::AuditEmitted, 1);
-        }
-        // Unreachable with proxy-wasm's sequential callbacks; never panic over it.
-        Err(_) => host.log(
-            LogLevel::Error,
-            &format!("{LOG_PREFIX} audit chain busy; event not written"),
-        ),
-    }
-}
-
-/// Parses and compiles the plugin configuration, logging the outcome: a `config` audit event, and
-/// on rejection one error line naming the offending key. `None` means the plugin must not start.
-pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Option<Rc<Policy>> {
-    let (keyed, key_problem) = match auditor.try_borrow() {
-        Ok(a) => (a.keyed(), a.key_problem.clone()),
-        Err(_) => (false, Some("audit chain unavailable".to_string())),
-    };
-    let result = match key_problem {
-        Some(problem) => Err(format!("vm_config.environment_variables.{problem}")),
-        None => Policy::parse(input).map_err(|e| e.to_string()),
-    };
-    let mut event = ConfigEvent {
-        schema: audit::SCHEMA,
-        ts: audit::rfc3339_millis(host.now()),
-        event: "config",
-        accepted: result.is_ok(),
-        error: None,
-        config_sha256: audit::sha256_hex(input),
-        mode: None,
-        rules: 0,
-        findings: Vec::new(),
-        alg: audit::chain::alg(keyed),
-        warnings: Vec::new(),
-    };
-    if !keyed {
-        event.warnings.push(format!(
-            "no {} in the VM environment: events are chained with plain SHA-256, which anyone can recompute",
-            audit::chain::KEY_ENV
-        ));
-    }
-    match result {
-        Ok(policy) => {
-            event.mode = Some(policy.mode.as_str());
-            event.rules = policy.authorizer.rules.len();
-            event.findings = policy.findings.clone();
-            if let Ok(mut a) = auditor.try_borrow_mut() {
-                a.configure_sink(policy.audit.otlp.clone());
-            }
-            emit(host, auditor, &event);
-            for w in &event.warnings {
-                host.log(LogLevel::Warn, &format!("{LOG_PREFIX} {w}"));
-            }
-            for f in &policy.findings {
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "{LOG_PREFIX} policy lint [{}] {}: {}",
-                        f.code, f.path, f.message
-                    ),
-                );
-            }
-            host.log(
-                LogLevel::Info,
-                &format!(
-                    "{LOG_PREFIX} configuration accepted: mode {}, {} rules, {} linter findings",
-                    policy.mode.as_str(),
-                    policy.authorizer.rules.len(),
-                    policy.findings.len()
-                ),
-            );
-            Some(Rc::new(policy))
-        }
-        Err(e) => {
-            host.log(
-                LogLevel::Error,
-                &format!("{LOG_PREFIX} configuration rejected: {e}"),
-            );
-            event.error = Some(e);
-            emit(host, auditor, &event);
-            None
-        }
-    }
-}
-
-/// The root context's timer: reports events the sink had to refuse, and returns the body of the
-/// export request to send now, if one is due.
-pub fn audit_tick<H: Host>(host: &H, auditor: &SharedAuditor) -> Option<Vec<u8>> {
-    let drops = auditor
-        .try_borrow_mut()
-        .map(|mut a| std::mem::take(&mut a.unreported_drops))
-        .unwrap_or(0);
-    if drops > 0 {
-        report_failure(
-            host,
-            auditor,
-            "queue_full",
-            drops,
-            "the sink's queue was full".into(),
-        );
-    }
-    let now = host.now();
-    auditor.try_borrow_mut().ok()?.shipper.as_mut()?.due(now)
-}
-
-/// The collector's answer to the export request (`status` None: none came).
-pub fn audit_answer<H: Host>(host: &H, auditor: &SharedAuditor, status: Option<u16>, body: &[u8]) {
-    let now = host.now();
-    let delivery = match auditor.try_borrow_mut() {
-        Ok(mut a) => match a.shipper.as_mut() {
-            Some(s) => s.answered(status, body, now),
-            None => return,
-        },
-        Err(_) => return,
-    };
-    delivered(host, auditor, delivery);
-}
-
-/// The export request could not even be sent.
-pub fn audit_dispatch_failed<H: Host>(host: &H, auditor: &SharedAuditor, why: &str) {
-    let delivery = match auditor.try_borrow_mut() {
-        Ok(mut a) => match a.shipper.as_mut() {
-            Some(s) => s.failed(why),
-            None => return,
-        },
-        Err(_) => return,
-    };
-    delivered(host, auditor, delivery);
-}
-
-fn delivered<H: Host>(host: &H, auditor: &SharedAuditor, d: audit::otlp::Delivery) {
-    use audit::otlp::Delivery;
-    match d {
-        Delivery::Sent(n) => host.increment(Metric::AuditSent, n as u64),
-        Delivery::Partial {
-            sent,
-            rejected,
-            message,
-        } => {
-            host.increment(Metric::AuditSent, sent as u64);
-            report_failure(host, auditor, "rejected", rejected as u64, message);
-        }
-        Delivery::Retry { .. } => host.increment(Metric::AuditSinkErrors, 1),
-        Delivery::Dropped { count, why } => {
-            host.increment(Metric::AuditSinkErrors, 1);
-            report_failure(host, auditor, "delivery_failed", count as u64, why);
-        }
-    }
-}
-
-/// Counts dropped events and writes an `audit_failure` event (PCI DSS 10.7.2: a failure of the
-/// logging itself is detected and recorded).
-fn report_failure<H: Host>(
-    host: &H,
-    auditor: &SharedAuditor,
-    reason: &'static str,
-    dropped: u64,
-    detail: String,
-) {
-    host.increment(Metric::AuditDropped, dropped);
-    host.log(
-        LogLevel::Error,
-        &format!("{LOG_PREFIX} audit sink: {dropped} events not delivered ({reason}): {detail}"),
-    );
-    let event = audit::AuditFailureEvent {
-        schema: audit::SCHEMA,
-        ts: audit::rfc3339_millis(host.now()),
-        event: "audit_failure",
-        reason,
-        dropped,
-        detail,
-    };
-    emit(host, auditor, &event);
 }
 
 /// Redaction of one direction, set up once the request is let through.
@@ -595,90 +423,6 @@ impl RequestFlow {
         };
         emit(host, &self.auditor, &event);
     }
-}
-
-fn body_stream(dir: Direction, policy: &Policy, side: &Side, json: bool) -> BodyStream {
-    let opts = Options {
-        json,
-        ..side.opts.unwrap_or(Options {
-            masking: policy.redaction.masking,
-            mask: true,
-            json,
-        })
-    };
-    let patterns = policy.redaction.patterns.clone();
-    let mut redactor = Redactor::new(opts, patterns, side.mask_patterns);
-    if let Some(t) = &side.tokens {
-        redactor = redactor.with_tokens(t.clone());
-    }
-    BodyStream::new(dir, redactor)
-}
-
-/// Redacts every value of a header or trailer map in place, counting into the side's headers.
-fn redact_map<H: Host>(host: &H, map: Map, policy: &Policy, side: &mut Side) {
-    let Some(opts) = side.opts else {
-        return;
-    };
-    for (name, mut value) in host.headers(map) {
-        let before = side.headers.found + side.headers.patterns;
-        pan::redact_all_with(
-            &mut value,
-            &opts,
-            &policy.redaction.patterns,
-            side.mask_patterns,
-            &mut side.headers,
-            side.tokens.as_mut(),
-        );
-        let changed = side.headers.found + side.headers.patterns != before;
-        if changed && (opts.mask || side.mask_patterns) {
-            if let Err(e) = host.set_header(map, &name, &value) {
-                host.log(LogLevel::Error, &format!("{LOG_PREFIX} {name}: {e}"));
-                let dir = match map {
-                    Map::RequestHeaders | Map::RequestTrailers => Direction::Request,
-                    Map::ResponseHeaders | Map::ResponseTrailers => Direction::Response,
-                };
-                host.reset(dir);
-            }
-        }
-    }
-}
-
-/// The path as the audit trail may hold it: PANs and pattern matches always masked.
-fn audit_safe(policy: &Policy, path: &str) -> String {
-    let mut bytes = path.as_bytes().to_vec();
-    let opts = Options {
-        masking: policy.redaction.masking,
-        mask: true,
-        json: false,
-    };
-    pan::redact_all(
-        &mut bytes,
-        &opts,
-        &policy.redaction.patterns,
-        true,
-        &mut Counts::default(),
-    );
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// The body is content-encoded (gzip, br, ...) and cannot be scanned as it is.
-fn is_encoded<H: Host>(host: &H, map: Map) -> bool {
-    match host.header(map, "content-encoding") {
-        None => false,
-        Some(v) => {
-            let v = String::from_utf8_lossy(&v);
-            v.split(',')
-                .map(str::trim)
-                .any(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
-        }
-    }
-}
-
-fn is_json<H: Host>(host: &H, map: Map) -> bool {
-    host.header(map, "content-type").is_some_and(|v| {
-        let v = String::from_utf8_lossy(&v).to_ascii_lowercase();
-        v.contains("json")
-    })
 }
 
 /// Reads the connection facts. A property the host cannot give reads as absent, which
