@@ -177,19 +177,8 @@ impl RequestFlow {
             let _ = host.set_header(Map::RequestHeaders, "accept-encoding", b"identity");
         }
         if red.request_body && !end_of_stream {
-            if is_encoded(host, Map::RequestHeaders) {
-                if red.compressed_body == CompressedBody::Block && enforce {
-                    return self.deny(
-                        host,
-                        415,
-                        "unsupported_media_type",
-                        Some("unscannable_body"),
-                    );
-                }
-                self.req.unscannable = true;
-            } else {
-                let json = is_json(host, Map::RequestHeaders);
-                self.req.body = Some(body_stream(Direction::Request, &policy, &self.req, json));
+            if let Some(refused) = self.open_body(host, Direction::Request, &policy) {
+                return refused;
             }
         }
         Verdict::Continue
@@ -221,18 +210,32 @@ impl RequestFlow {
             redact_map(host, Map::ResponseHeaders, &policy, &mut self.resp);
         }
         if red.response_body && !end_of_stream {
-            if is_encoded(host, Map::ResponseHeaders) {
-                if red.compressed_body == CompressedBody::Block && policy.mode == Mode::Enforce {
-                    self.status = Some(502);
-                    return self.deny(host, 502, "bad_gateway", Some("unscannable_body"));
-                }
-                self.resp.unscannable = true;
-            } else {
-                let json = is_json(host, Map::ResponseHeaders);
-                self.resp.body = Some(body_stream(Direction::Response, &policy, &self.resp, json));
+            if let Some(refused) = self.open_body(host, Direction::Response, &policy) {
+                return refused;
             }
         }
         Verdict::Continue
+    }
+
+    /// Sets up one direction's body: a redacting stream, or for a body the filter cannot read
+    /// (content-encoded), what `compressed_body` says: a refusal (returned) or a pass, noted.
+    fn open_body<H: Host>(&mut self, host: &H, dir: Direction, policy: &Policy) -> Option<Verdict> {
+        let map = Map::headers(dir);
+        if is_encoded(host, map) {
+            let red = &policy.redaction;
+            if red.compressed_body == CompressedBody::Block && policy.mode == Mode::Enforce {
+                let (status, error) = match dir {
+                    Direction::Request => (415, "unsupported_media_type"),
+                    Direction::Response => (502, "bad_gateway"),
+                };
+                return Some(self.deny(host, status, error, Some("unscannable_body")));
+            }
+            self.side(dir).unscannable = true;
+        } else {
+            let stream = body_stream(dir, policy, self.side(dir), is_json(host, map));
+            self.side(dir).body = Some(stream);
+        }
+        None
     }
 
     pub fn on_response_body<H: Host>(&mut self, host: &H, size: usize, end: bool) -> Verdict {
