@@ -222,12 +222,18 @@ impl Auditor {
     }
 
     /// Sets up (or keeps, or removes) the `otlp_http` sink for a newly accepted configuration.
+    /// Events still queued for a sink that goes away are counted as dropped, so the next report
+    /// (an `audit_failure` event) says they never left.
     pub fn configure_sink(&mut self, settings: Option<otlp::OtlpSettings>) {
-        match (settings, &self.shipper) {
-            (Some(new), Some(old)) if old.settings == new => {}
-            (Some(new), _) => self.shipper = Some(otlp::Shipper::new(new)),
-            (None, _) => self.shipper = None,
+        if let (Some(new), Some(old)) = (&settings, &self.shipper) {
+            if old.settings == *new {
+                return;
+            }
         }
+        if let Some(old) = self.shipper.take() {
+            self.unreported_drops += old.queued() as u64;
+        }
+        self.shipper = settings.map(otlp::Shipper::new);
     }
 
     /// The sink is `required` and its queue is full: requests must wait for the trail.
@@ -325,6 +331,39 @@ mod tests {
         let mut a = Auditor::new("c".into(), Some("0123456789abcdef"));
         let mut b = Auditor::new("c".into(), Some("0123456789abcdef"));
         assert_eq!(a.line(&e), b.line(&e), "same chain state, same sealed line");
+    }
+
+    #[test]
+    fn a_replaced_sink_counts_its_queued_events_as_dropped() {
+        let settings = |batch| otlp::OtlpSettings {
+            cluster: "otel".into(),
+            authority: "otel".into(),
+            path: "/v1/logs".into(),
+            flush_interval: std::time::Duration::from_secs(1),
+            max_batch: batch,
+            max_queue: 10,
+            timeout: std::time::Duration::from_secs(1),
+            required: false,
+        };
+        let mut a = Auditor::new("c".into(), None);
+        a.configure_sink(Some(settings(5)));
+        a.line(&serde_json::json!({"schema": SCHEMA}));
+        a.line(&serde_json::json!({"schema": SCHEMA}));
+        a.configure_sink(Some(settings(5)));
+        assert_eq!(
+            (a.unreported_drops, a.shipper.as_ref().unwrap().queued()),
+            (0, 2),
+            "same settings: kept"
+        );
+        a.configure_sink(Some(settings(6)));
+        assert_eq!(
+            (a.unreported_drops, a.shipper.as_ref().unwrap().queued()),
+            (2, 0)
+        );
+        a.line(&serde_json::json!({"schema": SCHEMA}));
+        a.configure_sink(None);
+        assert_eq!(a.unreported_drops, 3);
+        assert!(a.shipper.is_none());
     }
 
     #[test]

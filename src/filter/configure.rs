@@ -47,6 +47,7 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
                 a.configure_sink(policy.audit.otlp.clone());
             }
             emit(host, auditor, &event);
+            super::sink::report_drops(host, auditor);
             for w in &event.warnings {
                 host.log(LogLevel::Warn, &format!("{LOG_PREFIX} {w}"));
             }

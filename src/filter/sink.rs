@@ -24,6 +24,14 @@ pub fn emit<H: Host, T: serde::Serialize>(host: &H, auditor: &SharedAuditor, eve
 /// The root context's timer: reports events the sink had to refuse, and returns the body of the
 /// export request to send now, if one is due.
 pub fn audit_tick<H: Host>(host: &H, auditor: &SharedAuditor) -> Option<Vec<u8>> {
+    report_drops(host, auditor);
+    let now = host.now();
+    auditor.try_borrow_mut().ok()?.shipper.as_mut()?.due(now)
+}
+
+/// Writes an `audit_failure` event for the events the sink refused (full queue) or lost (replaced
+/// by a new configuration) since the last report.
+pub(super) fn report_drops<H: Host>(host: &H, auditor: &SharedAuditor) {
     let drops = auditor
         .try_borrow_mut()
         .map(|mut a| std::mem::take(&mut a.unreported_drops))
@@ -34,11 +42,9 @@ pub fn audit_tick<H: Host>(host: &H, auditor: &SharedAuditor) -> Option<Vec<u8>>
             auditor,
             "queue_full",
             drops,
-            "the sink's queue was full".into(),
+            "the sink's queue was full, or a new configuration replaced it".into(),
         );
     }
-    let now = host.now();
-    auditor.try_borrow_mut().ok()?.shipper.as_mut()?.due(now)
 }
 
 /// The collector's answer to the export request (`status` None: none came).

@@ -817,3 +817,21 @@ fn required_sink_refuses_requests_while_its_queue_is_full() {
         .iter()
         .any(|e| e["event"] == "audit_failure" && e["reason"] == "queue_full"));
 }
+
+#[test]
+fn events_queued_for_a_sink_the_next_configuration_removes_are_reported_lost() {
+    let host = FakeHost::mtls(CHECKOUT);
+    let shared = auditor();
+    let policy = configure(&host, OTLP.as_bytes(), &shared);
+    let mut flow = RequestFlow::new(policy, shared.clone());
+    flow.on_request_headers(&host, true);
+    flow.on_done(&host);
+    // Two events wait in the queue (config, access); the new configuration has no sink.
+    assert!(configure(&host, b"{}", &shared).is_some());
+    let failure = host
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "audit_failure")
+        .expect("reported at once");
+    assert_eq!(failure["dropped"], 2);
+}
