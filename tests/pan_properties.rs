@@ -98,6 +98,19 @@ fn in_uuid(t: &[u8], s: usize, e: usize) -> bool {
     inside
 }
 
+/// The digits `t[s..e]` sit in a run of 32 or more hex characters that has a letter in it.
+fn in_hex_blob(t: &[u8], s: usize, e: usize) -> bool {
+    let mut a = s;
+    while a > 0 && t[a - 1].is_ascii_hexdigit() {
+        a -= 1;
+    }
+    let mut b = e;
+    while b < t.len() && t[b].is_ascii_hexdigit() {
+        b += 1;
+    }
+    b - a >= 32 && t[a..b].iter().any(|c| c.is_ascii_alphabetic())
+}
+
 /// The first PAN window whose first group starts at or after `from`: earliest start, then the
 /// longest window of whole groups (first group of 4 or more digits, later ones of 3 or more, one
 /// separator between groups, 12 to 19 digits, Luhn, a brand), not an E.164 number, not in a UUID.
@@ -126,7 +139,8 @@ fn first_window(t: &[u8], from: usize) -> Option<Vec<(usize, usize)>> {
                     && start >= 1
                     && t[start - 1] == b'+'
                     && !(start >= 2 && t[start - 2].is_ascii_digit());
-                if !phone && !in_uuid(t, start, e) {
+                let in_blob = groups[g..=j].iter().any(|&(gs, ge)| in_hex_blob(t, gs, ge));
+                if !phone && !in_uuid(t, start, e) && !in_blob {
                     best = Some(groups[g..=j].to_vec());
                 }
             }
@@ -259,6 +273,19 @@ fn planted() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// A hex string (a hash) around a card number, and hex on either side.
+fn hex_blob() -> impl Strategy<Value = Vec<u8>> {
+    let hex = || prop::collection::vec(prop::sample::select(b"0123456789abcdef".to_vec()), 0..40);
+    (hex(), prop::sample::select(PANS), hex()).prop_map(|(head, pan, tail)| {
+        let mut v = head;
+        v.push(b'f');
+        v.extend_from_slice(pan.as_bytes());
+        v.push(b'e');
+        v.extend_from_slice(&tail);
+        v
+    })
+}
+
 fn filler() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         prop::sample::select(b"0123456789 -+%2Dabcdef\":,[]{}.\n_xyz".to_vec()),
@@ -268,8 +295,11 @@ fn filler() -> impl Strategy<Value = Vec<u8>> {
 
 /// ASCII text, as a `String` so that failures print readably.
 fn text() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop_oneof![3 => filler(), 1 => planted()], 0..12)
-        .prop_map(|parts| String::from_utf8(parts.concat()).expect("ASCII"))
+    prop::collection::vec(
+        prop_oneof![3 => filler(), 1 => planted(), 1 => hex_blob()],
+        0..12,
+    )
+    .prop_map(|parts| String::from_utf8(parts.concat()).expect("ASCII"))
 }
 
 fn options() -> impl Strategy<Value = Options> {

@@ -231,6 +231,14 @@ fn check(buf: &[u8], g: usize, groups: &Groups, total: usize, at_end: bool) -> C
     {
         return Check::NotPan;
     }
+    // Digits glued to a long hex string (a SHA-256, a MAC, a key) are part of it, not a card.
+    for &(gs, ge) in groups.iter() {
+        match inside_hex_blob(buf, gs, ge, at_end) {
+            Some(true) => return Check::NotPan,
+            Some(false) => {}
+            None => return Check::Undecided,
+        }
+    }
     match inside_uuid(buf, g, end, at_end) {
         Some(true) => Check::NotPan,
         Some(false) => Check::Pan(brand),
@@ -240,6 +248,44 @@ fn check(buf: &[u8], g: usize, groups: &Groups, total: usize, at_end: bool) -> C
 
 fn is_hex_or_dash(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b'-'
+}
+
+/// Shortest run of hex characters taken for a hash, MAC or key rather than text.
+const HEX_BLOB_LEN: usize = 32;
+
+/// Whether the digit group `buf[s..e]` is part of a hex blob: a run of at least 32 hex characters
+/// with a letter in it. The group is a maximal digit run, so if the blob is longer than the group,
+/// a hex letter stands right next to it. A window with a group in a blob is never a PAN, so no
+/// masking ever shortens a blob and turns its digits into a card number. `None` when the buffer
+/// ends before the answer is known.
+fn inside_hex_blob(buf: &[u8], s: usize, e: usize, at_end: bool) -> Option<bool> {
+    let letter =
+        |i: usize| byte(buf, i).is_some_and(|b| b.is_ascii_hexdigit() && !b.is_ascii_digit());
+    let glued = (s >= 1 && letter(s - 1)) || letter(e);
+    if !glued {
+        // Right after the digits the buffer may end: the next byte could still be a letter.
+        return if e == buf.len() && !at_end {
+            None
+        } else {
+            Some(false)
+        };
+    }
+    let mut a = s;
+    while a > 0 && s - a <= HEX_BLOB_LEN && byte(buf, a - 1).is_some_and(|b| b.is_ascii_hexdigit())
+    {
+        a -= 1;
+    }
+    let mut b = e;
+    while b - a < HEX_BLOB_LEN && byte(buf, b).is_some_and(|c| c.is_ascii_hexdigit()) {
+        b += 1;
+    }
+    if b - a >= HEX_BLOB_LEN {
+        return Some(true);
+    }
+    if b == buf.len() && !at_end {
+        return None;
+    }
+    Some(false)
 }
 
 /// Whether `buf[s..e]` lies inside a UUID (8-4-4-4-12 hex digits); `None` when the buffer ends

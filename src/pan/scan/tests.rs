@@ -206,6 +206,19 @@ fn does_not_flag_digits_inside_uuids() {
 }
 
 #[test]
+fn does_not_flag_digits_inside_hashes_and_keys() {
+    // A SHA-256 in hex whose middle happens to spell a Luhn-valid Visa number.
+    let hash = "9f2c4111111111111111a7e0c3b5d8e1f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2";
+    assert_eq!(hash.len(), 64);
+    let (out, found) = run(&format!(r#"{{"sha256":"{hash}"}}"#));
+    assert_eq!(found, vec![], "inside a 64-character hex string");
+    assert!(out.contains(hash));
+    // Short hex context is still text: track data and ids keep their PANs found.
+    assert_eq!(run("%B4111111111111111^DOE").1, vec![Brand::Visa]);
+    assert_eq!(run("abc4111111111111111def").1, vec![Brand::Visa]);
+}
+
+#[test]
 fn keep_first_and_keep_last_and_mask_char_are_honoured() {
     let o = Options {
         masking: Masking {
