@@ -116,10 +116,7 @@ const CASES: &[Case] = &[
 ];
 
 fn start(envoy: &mesh::Envoy, name: &str, config: &str) -> Mesh {
-    Mesh::builder(envoy, name)
-        .config(config)
-        .start()
-        .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log))
+    Mesh::builder(envoy, name).config(config).up()
 }
 
 fn send(mesh: &Mesh, caller: &str, path: &str, id: &str) -> Response {

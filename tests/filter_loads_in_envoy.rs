@@ -17,10 +17,7 @@ const POLICY: &str = r#"{
 #[test]
 fn filter_loads_and_logs_its_accepted_configuration() {
     for envoy in mesh::envoys() {
-        let mesh = Mesh::builder(&envoy, "loads")
-            .config(POLICY)
-            .start()
-            .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log));
+        let mesh = Mesh::builder(&envoy, "loads").config(POLICY).up();
         let log = mesh.log("server");
         assert!(
             log.contains(
@@ -43,10 +40,7 @@ fn filter_loads_and_logs_its_accepted_configuration() {
 #[test]
 fn allowed_identity_reaches_the_backend() {
     for envoy in mesh::envoys() {
-        let mesh = Mesh::builder(&envoy, "allowed")
-            .config(POLICY)
-            .start()
-            .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log));
+        let mesh = Mesh::builder(&envoy, "allowed").config(POLICY).up();
         let resp = mesh.send(
             "checkout",
             Request::post("/v1/charges", r#"{"amount":1299}"#).header("x-request-id", "allowed-1"),
@@ -128,10 +122,7 @@ fn allowed_identity_reaches_the_backend() {
 #[test]
 fn identity_from_another_namespace_is_denied_before_the_backend() {
     for envoy in mesh::envoys() {
-        let mesh = Mesh::builder(&envoy, "denied")
-            .config(POLICY)
-            .start()
-            .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log));
+        let mesh = Mesh::builder(&envoy, "denied").config(POLICY).up();
         let resp = mesh.send(
             "newsletter",
             Request::post("/v1/charges", "{}").header("x-request-id", "denied-1"),

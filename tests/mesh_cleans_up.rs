@@ -10,8 +10,7 @@ fn mesh_processes_are_gone_after_each_run() {
     for envoy in mesh::envoys() {
         let mesh = Mesh::builder(&envoy, "cleanup")
             .config(r#"{"authorization":{"default_action":"allow"}}"#)
-            .start()
-            .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log));
+            .up();
         assert_eq!(mesh.send("checkout", Request::get("/")).status, 200);
         let pids = mesh.pids();
         assert_eq!(pids.len(), 3, "backend, server and client: {pids:?}");

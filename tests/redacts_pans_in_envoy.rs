@@ -19,10 +19,7 @@ const POLICY: &str = r#"{
 }"#;
 
 fn start(envoy: &mesh::Envoy, name: &str, config: &str) -> Mesh {
-    Mesh::builder(envoy, name)
-        .config(config)
-        .start()
-        .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log))
+    Mesh::builder(envoy, name).config(config).up()
 }
 
 fn header<'a>(record: &'a serde_json::Value, name: &str) -> &'a str {

@@ -24,8 +24,7 @@ fn start(envoy: &mesh::Envoy, name: &str, config: &str, otlp: Option<&'static st
         Some(mode) => b.otlp(mode),
         None => b,
     };
-    b.start()
-        .unwrap_or_else(|e| panic!("Envoy {}: {}\n{}", envoy.version, e.what, e.log))
+    b.up()
 }
 
 fn stat(mesh: &Mesh, name: &str) -> u64 {

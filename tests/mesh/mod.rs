@@ -268,6 +268,13 @@ impl<'a> MeshBuilder<'a> {
         self
     }
 
+    /// Starts the mesh, failing the test with the sidecar's log if it does not come up.
+    pub fn up(self) -> Mesh {
+        let version = self.envoy.version.clone();
+        self.start()
+            .unwrap_or_else(|e| panic!("Envoy {version}: {}\n{}", e.what, e.log))
+    }
+
     pub fn start(self) -> Result<Mesh, StartError> {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = root().join("target/e2e").join(format!(
