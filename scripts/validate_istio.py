@@ -1,51 +1,76 @@
 #!/usr/bin/env python3
-"""Validates Istio manifests against the CRD schemas Istio publishes (OpenAPI v3, as a Kubernetes API
-server enforces them; the x-kubernetes-* extensions are left out), and prints the plugin
-configuration each manifest carries, one JSON object per line, for the caller to check further.
+"""Validates Istio manifests against Istio's resource types (the cloudcoil-models-istio package: models
+generated from the CRD schemas Istio publishes), and prints the plugin configuration each manifest
+carries, one JSON object per line, for the caller to check further.
 
-usage: validate_istio.py CRDS.yaml MANIFEST.yaml...
+A field the type does not define is an error, as it is for `kubectl apply` (strict field validation,
+the default since Kubernetes 1.27); the models alone would ignore it, so the manifest is compared with
+what the model kept.
+
+usage: validate_istio.py MANIFEST.yaml...
 """
 import json
 import sys
 
-import jsonschema
+import pydantic
 import yaml
+from cloudcoil.models.istio.extensions import v1alpha1 as extensions
+from cloudcoil.models.istio.networking import v1alpha3 as networking
+from cloudcoil.models.istio.security import v1 as security
+from cloudcoil.models.istio.telemetry import v1 as telemetry
+
+TYPES = {
+    ("extensions.istio.io/v1alpha1", "WasmPlugin"): extensions.WasmPlugin,
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"): networking.EnvoyFilter,
+    ("security.istio.io/v1", "PeerAuthentication"): security.PeerAuthentication,
+    ("security.istio.io/v1", "AuthorizationPolicy"): security.AuthorizationPolicy,
+    ("telemetry.istio.io/v1", "Telemetry"): telemetry.Telemetry,
+}
 
 
-def strip_extensions(node):
-    if isinstance(node, dict):
-        return {k: strip_extensions(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
-    if isinstance(node, list):
-        return [strip_extensions(v) for v in node]
-    return node
+def unknown_fields(given, kept, path=""):
+    """Paths of `given` that the validated model did not keep."""
+    if isinstance(given, dict):
+        if not isinstance(kept, dict):
+            return [path or "."]
+        out = []
+        for k, v in given.items():
+            p = f"{path}.{k}" if path else k
+            out += unknown_fields(v, kept[k], p) if k in kept else [p]
+        return out
+    if isinstance(given, list) and isinstance(kept, list):
+        return [u for i, (g, k) in enumerate(zip(given, kept)) for u in unknown_fields(g, k, f"{path}[{i}]")]
+    return []
+
+
+def check(path, doc):
+    """Errors of one document, as lines."""
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    model = TYPES.get(key)
+    if model is None:
+        return [f"{path}: no schema for {key}"]
+    try:
+        parsed = model.model_validate(doc)
+    except pydantic.ValidationError as e:
+        return [f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+    kept = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return [f"{path}: {p}: unknown field" for p in unknown_fields(doc, kept)]
 
 
 def main():
-    crds, manifests = sys.argv[1], sys.argv[2:]
-    schemas = {}
-    for doc in yaml.safe_load_all(open(crds)):
-        if not doc or doc.get("kind") != "CustomResourceDefinition":
-            continue
-        group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
-        for v in doc["spec"]["versions"]:
-            schemas[(f"{group}/{v['name']}", kind)] = strip_extensions(v["schema"]["openAPIV3Schema"])
     failed = False
-    for path in manifests:
+    for path in sys.argv[1:]:
         for doc in yaml.safe_load_all(open(path)):
-            key = (doc.get("apiVersion"), doc.get("kind"))
-            schema = schemas.get(key)
-            if schema is None:
-                print(f"{path}: no schema for {key}", file=sys.stderr)
-                failed = True
+            if not doc:
                 continue
-            errors = list(jsonschema.Draft7Validator(schema).iter_errors(doc))
+            errors = check(path, doc)
             for e in errors:
-                print(f"{path}: {'.'.join(map(str, e.absolute_path))}: {e.message}", file=sys.stderr)
+                print(e, file=sys.stderr)
             failed |= bool(errors)
             spec = doc.get("spec", {})
-            if doc["kind"] == "WasmPlugin":
+            if doc.get("kind") == "WasmPlugin":
                 print(json.dumps({"file": path, "config": json.dumps(spec.get("pluginConfig", {}))}))
-            elif doc["kind"] == "EnvoyFilter":
+            elif doc.get("kind") == "EnvoyFilter":
                 for p in spec.get("configPatches", []):
                     cfg = p["patch"]["value"]["typed_config"]["config"]["configuration"]["value"]
                     print(json.dumps({"file": path, "config": cfg}))

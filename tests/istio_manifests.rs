@@ -1,6 +1,7 @@
 //! The Istio manifests under `envoy-config/istio/` are valid for the Kubernetes API server (checked
-//! against Istio's published CRD schemas), and the plugin configuration each carries is one the
-//! plugin accepts, linter findings included where it asks for `strict`.
+//! against Istio's resource types, generated from its CRD schemas and installed from PyPI by
+//! `scripts/test-tools.sh`), and the plugin configuration each carries is one the plugin accepts,
+//! linter findings included where it asks for `strict`.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod mesh;
@@ -10,17 +11,13 @@ use std::process::Command;
 
 use pci_mesh_guard::config::Policy;
 
-/// Istio's CRD schemas: `PMG_ISTIO_CRDS`, else `../shared/istio/crds.yaml` beside the checkout.
-fn crds() -> PathBuf {
-    let path = std::env::var("PMG_ISTIO_CRDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| mesh::root().join("../shared/istio/crds.yaml"));
-    assert!(
-        path.exists(),
-        "Istio's CRD schemas not found at {} (set PMG_ISTIO_CRDS to a copy of Istio's customresourcedefinitions.gen.yaml)",
-        path.display()
-    );
-    path
+/// Runs `scripts/validate_istio.py` over `manifests`.
+fn validate(manifests: &[PathBuf]) -> std::process::Output {
+    Command::new(mesh::tools_python())
+        .arg(mesh::root().join("scripts/validate_istio.py"))
+        .args(manifests)
+        .output()
+        .expect("run validate_istio.py")
 }
 
 #[test]
@@ -29,12 +26,7 @@ fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
         .iter()
         .map(|f| mesh::root().join("envoy-config/istio").join(f))
         .collect();
-    let out = Command::new(mesh::tools_python())
-        .arg(mesh::root().join("scripts/validate_istio.py"))
-        .arg(crds())
-        .args(&manifests)
-        .output()
-        .expect("run validate_istio.py");
+    let out = validate(&manifests);
     assert!(
         out.status.success(),
         "schema validation failed:\n{}",
@@ -62,21 +54,29 @@ fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
 fn the_validator_refuses_a_manifest_istio_would_refuse() {
     let dir = std::env::temp_dir().join(format!("pmg-istio-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.yaml");
     let good =
         std::fs::read_to_string(mesh::root().join("envoy-config/istio/wasmplugin.yaml")).unwrap();
-    std::fs::write(
-        &bad,
-        good.replace("failStrategy: FAIL_CLOSE", "failStrategy: FAIL_SOMETIMES"),
-    )
-    .unwrap();
-    let out = Command::new(mesh::tools_python())
-        .arg(mesh::root().join("scripts/validate_istio.py"))
-        .arg(crds())
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("failStrategy"));
+    for (name, from, to, named) in [
+        (
+            "bad-value.yaml",
+            "failStrategy: FAIL_CLOSE",
+            "failStrategy: FAIL_SOMETIMES",
+            "spec.failStrategy",
+        ),
+        (
+            "unknown-field.yaml",
+            "phase: AUTHZ",
+            "phaze: AUTHZ",
+            "spec.phaze: unknown field",
+        ),
+    ] {
+        assert!(good.contains(from), "the manifest no longer has {from:?}");
+        let bad = dir.join(name);
+        std::fs::write(&bad, good.replace(from, to)).unwrap();
+        let out = validate(&[bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} passed validation");
+        assert!(stderr.contains(named), "{name}: {stderr}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
