@@ -20,7 +20,12 @@ thread_local! {
     static METRICS: RefCell<Vec<Option<u32>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Defines the counters, once per VM: before the first configuration, so that its own `config`
+/// event is counted too.
 fn define_metrics() {
+    if METRICS.with(|m| !m.borrow().is_empty()) {
+        return;
+    }
     let ids = Metric::all()
         .map(|m| hostcalls::define_metric(MetricType::Counter, &m.name()).ok())
         .collect();
@@ -125,14 +130,45 @@ impl Host for WasmHost {
             LogLevel::Info => WasmLevel::Info,
             LogLevel::Warn => WasmLevel::Warn,
             LogLevel::Error => WasmLevel::Error,
+            LogLevel::Critical => WasmLevel::Critical,
         };
         // Nothing sensible is left to do when the log itself fails.
         let _ = hostcalls::log(level, message);
     }
 
+    fn log_level(&self) -> Option<LogLevel> {
+        match host_log_level() {
+            Some(0..=1) => Some(LogLevel::Debug),
+            Some(2) => Some(LogLevel::Info),
+            Some(3) => Some(LogLevel::Warn),
+            Some(4) => Some(LogLevel::Error),
+            // spdlog's `off`: nothing is written.
+            Some(6) => None,
+            // `critical`, or an answer this build does not know: the level most likely shown.
+            Some(_) | None => Some(LogLevel::Critical),
+        }
+    }
+
     fn now(&self) -> SystemTime {
         hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
     }
+}
+
+/// The host's log level as the number it gives (spdlog's: 0 trace ... 5 critical, 6 off), `None`
+/// if the call fails. The SDK's `hostcalls::get_log_level` cannot be used: it stores the number
+/// straight into its `LogLevel` enum, which has no variant for Envoy's 6 (`off`), and it panics
+/// when the call fails.
+#[allow(unsafe_code, clashing_extern_declarations)]
+fn host_log_level() -> Option<u32> {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    }
+    let mut level: u32 = 0;
+    // SAFETY: the host writes one u32 through the pointer, which points at a live local u32;
+    // any value it writes is a valid u32. Status 0 is proxy-wasm's `Ok`.
+    let status = unsafe { proxy_get_log_level(&mut level) };
+    (status == 0).then_some(level)
 }
 
 /// The root context: owns the compiled policy and the VM's audit chain, both shared with each
@@ -185,9 +221,9 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
+        define_metrics();
         self.policy = filter::configure(&WasmHost, &input, &self.auditor);
         if let Some(p) = &self.policy {
-            define_metrics();
             // The otlp_http sink is driven by the timer: due batches leave within a tick.
             let tick = if p.audit.otlp.is_some() {
                 Duration::from_millis(100)

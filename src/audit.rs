@@ -8,9 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 pub mod chain;
+pub mod json;
 pub mod otlp;
 pub mod verify;
 
+use crate::host::LogLevel;
 use crate::lint::Finding;
 use crate::pan::Counts;
 
@@ -137,8 +139,6 @@ pub struct ConfigEvent {
     pub rules: usize,
     /// The policy linter's findings.
     pub findings: Vec<Finding>,
-    /// How this VM's events are sealed: `hmac-sha256`, or `sha256` without a key.
-    pub alg: &'static str,
     /// Weaknesses of the audit trail itself (no key, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -152,6 +152,11 @@ pub struct Auditor {
     pub shipper: Option<otlp::Shipper>,
     /// Events the sink's full queue refused since the last `audit_failure` report.
     pub unreported_drops: u64,
+    /// Events that had nowhere to go (the proxy log was off and no other sink took them) since
+    /// the last `audit_failure` report. Never sealed, so the chain has no gap for them.
+    pub unwritten: u64,
+    /// The level events were last written at, so that a change is announced once.
+    pub log_level: Option<LogLevel>,
     /// Set when a key from the environment cannot be used; the configuration is then refused.
     pub key_problem: Option<String>,
     /// The key of keyed PAN tokens (`TOKEN_KEY_ENV`); without it no tokens are recorded.
@@ -182,6 +187,8 @@ impl Auditor {
             chain: chain::Chain::new(chain_id, key),
             shipper: None,
             unreported_drops: 0,
+            unwritten: 0,
+            log_level: None,
             key_problem,
             token_key: None,
         }
@@ -256,7 +263,8 @@ pub struct AuditFailureEvent {
     pub schema: &'static str,
     pub ts: String,
     pub event: &'static str,
-    /// `queue_full`, `rejected` (partialSuccess) or `delivery_failed`.
+    /// `queue_full`, `rejected` (partialSuccess), `delivery_failed`, or `log_unavailable` (the
+    /// proxy log was off and no other sink took the events).
     pub reason: &'static str,
     pub dropped: u64,
     pub detail: String,

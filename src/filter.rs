@@ -18,7 +18,7 @@ use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
 pub use configure::configure;
-pub use sink::{audit_answer, audit_dispatch_failed, audit_tick, emit};
+pub use sink::{audit_answer, audit_dispatch_failed, audit_tick, emit, trail_unavailable};
 
 use redaction::{audit_safe, body_stream, is_encoded, is_json, redact_map};
 
@@ -131,8 +131,8 @@ impl RequestFlow {
         if !decision.allow && enforce {
             return self.deny(host, 403, "forbidden", None);
         }
-        // `audit.required`: no request is served while its audit event could not be shipped.
-        if enforce && self.auditor.try_borrow().map_or(true, |a| a.must_refuse()) {
+        // No request is served while its audit event could not be written or shipped.
+        if enforce && trail_unavailable(host, &self.auditor) {
             return self.deny(host, 503, "unavailable", Some("audit_unavailable"));
         }
 

@@ -3,13 +3,27 @@
 use std::fmt;
 use std::time::SystemTime;
 
-/// Severity of a proxy log line.
+/// Severity of a proxy log line, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     Debug,
     Info,
     Warn,
     Error,
+    Critical,
+}
+
+impl LogLevel {
+    /// The name Envoy uses for the level (`--log-level`, `/logging`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        }
+    }
 }
 
 /// A host call failed; the flow treats the missing answer as the safest one.
@@ -152,7 +166,12 @@ pub trait Host {
     /// Aborts the stream: the last resort when neither passing nor answering is safe.
     fn reset(&self, dir: Direction);
     fn increment(&self, metric: Metric, by: u64);
+    /// Writes a line to the proxy log, which drops it when `level` is below `log_level()`.
     fn log(&self, level: LogLevel, message: &str);
+    /// The lowest level the proxy log writes for this plugin right now (Envoy's `wasm` component
+    /// level, which `--log-level`, `--component-log-level` and the `/logging` admin endpoint set);
+    /// `None` when it writes nothing (`off`). It can change at any time, so it is asked per event.
+    fn log_level(&self) -> Option<LogLevel>;
     /// The host's wall clock.
     fn now(&self) -> SystemTime;
 }

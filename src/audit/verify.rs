@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::chain::{alg, mac, split_sealed};
+use super::json::parse_unique;
 use super::SCHEMA;
 
 /// Something wrong with the log, at a line (1-based).
@@ -67,7 +68,16 @@ pub fn verify<'a>(
             problem("altered", "an event whose schema marker is damaged".into());
             continue;
         };
-        let parsed: Option<serde_json::Value> = serde_json::from_str(text).ok();
+        // A key named twice would leave `seq`, `chain` or `alg` (or any field a reader relies on)
+        // to whichever copy a parser keeps: such an event is refused, whatever its mac says.
+        let parsed = match parse_unique(text) {
+            Ok(v) => Some(v),
+            Err(e) if e.to_string().starts_with("duplicate key") => {
+                problem("duplicate_key", format!("{e}"));
+                continue;
+            }
+            Err(_) => None,
+        };
         let (Some(v), Some((canonical, stated))) = (parsed, split_sealed(text)) else {
             problem("altered", "not a well-formed sealed event".into());
             continue;

@@ -29,7 +29,6 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
         mode: None,
         rules: 0,
         findings: Vec::new(),
-        alg: audit::chain::alg(keyed),
         warnings: Vec::new(),
     };
     if !keyed {

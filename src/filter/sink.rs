@@ -7,18 +7,78 @@ use crate::host::{Host, LogLevel, Metric};
 use super::LOG_PREFIX;
 
 /// Writes one event to the audit trail, sealed into this VM's chain.
+///
+/// The event goes to the proxy log at `info`, or at the proxy's own level when that is higher
+/// (Istio's sidecars run at `warning`): an audit event is never written where the proxy drops it.
+/// With the log off it goes to the `otlp_http` sink alone, or, without one, it is lost: counted
+/// at once, and reported by an `audit_failure` event as soon as an event can be written again.
+/// Requests are refused meanwhile (`trail_unavailable`).
 pub fn emit<H: Host, T: serde::Serialize>(host: &H, auditor: &SharedAuditor, event: &T) {
-    match auditor.try_borrow_mut() {
-        Ok(mut a) => {
-            host.log(LogLevel::Info, &a.line(event));
-            host.increment(Metric::AuditEmitted, 1);
-        }
+    let Ok(mut a) = auditor.try_borrow_mut() else {
         // Unreachable with proxy-wasm's sequential callbacks; never panic over it.
-        Err(_) => host.log(
-            LogLevel::Error,
+        host.log(
+            LogLevel::Critical,
             &format!("{LOG_PREFIX} audit chain busy; event not written"),
-        ),
+        );
+        host.increment(Metric::AuditDropped, 1);
+        return;
+    };
+    let level = host.log_level().map(|l| l.max(LogLevel::Info));
+    if level.is_none() && a.shipper.is_none() {
+        a.unwritten += 1;
+        host.increment(Metric::AuditDropped, 1);
+        return;
     }
+    if let Some(level) = level.filter(|l| a.log_level != Some(*l)) {
+        a.log_level = Some(level);
+        if level > LogLevel::Info {
+            host.log(
+                level,
+                &format!(
+                    "{LOG_PREFIX} the proxy log level for wasm is {}: audit events are written at {} so that none is lost",
+                    level.as_str(),
+                    level.as_str()
+                ),
+            );
+        }
+    }
+    let unwritten = std::mem::take(&mut a.unwritten);
+    if unwritten > 0 {
+        // Already counted as dropped when they were lost.
+        let failure = audit::AuditFailureEvent {
+            schema: audit::SCHEMA,
+            ts: audit::rfc3339_millis(host.now()),
+            event: "audit_failure",
+            reason: "log_unavailable",
+            dropped: unwritten,
+            detail: "the proxy log was off (wasm log level off) and no other sink took them".into(),
+        };
+        write(host, &mut a, level, &failure);
+    }
+    write(host, &mut a, level, event);
+}
+
+/// Seals `event` (queuing it for the `otlp_http` sink, if any) and logs it at `level`.
+fn write<H: Host, T: serde::Serialize>(
+    host: &H,
+    a: &mut audit::Auditor,
+    level: Option<LogLevel>,
+    event: &T,
+) {
+    let line = a.line(event);
+    if let Some(level) = level {
+        host.log(level, &line);
+    }
+    host.increment(Metric::AuditEmitted, 1);
+}
+
+/// No event of a request let through now could be written anywhere: the proxy log is off and
+/// there is no other sink, or the `required` sink's queue is full. Such requests are refused.
+pub fn trail_unavailable<H: Host>(host: &H, auditor: &SharedAuditor) -> bool {
+    let Ok(a) = auditor.try_borrow() else {
+        return true;
+    };
+    a.must_refuse() || (a.shipper.is_none() && host.log_level().is_none())
 }
 
 /// The root context's timer: reports events the sink had to refuse, and returns the body of the

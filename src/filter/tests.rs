@@ -1,7 +1,7 @@
 //! The whole request flow against a fake host: decisions, local replies, redaction of headers and
 //! streamed bodies (with the proxy's buffering emulated), and audit lines.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +25,11 @@ struct FakeHost {
     replies: RefCell<Vec<Reply>>,
     resets: RefCell<Vec<Direction>>,
     metrics: RefCell<HashMap<String, u64>>,
+    /// The lines the proxy log kept: like Envoy, the fake drops those below its level.
     logs: RefCell<Vec<(LogLevel, String)>>,
+    /// The proxy's log level for the plugin (`info` when unset), and whether the log is off.
+    level: Cell<Option<LogLevel>>,
+    log_off: Cell<bool>,
 }
 
 fn key<T: std::fmt::Debug>(t: T) -> String {
@@ -150,7 +154,12 @@ impl Host for FakeHost {
         assert!(Metric::all().any(|m| m == metric), "{metric:?} is defined");
     }
     fn log(&self, level: LogLevel, message: &str) {
-        self.logs.borrow_mut().push((level, message.to_owned()));
+        if self.log_level().is_some_and(|shown| level >= shown) {
+            self.logs.borrow_mut().push((level, message.to_owned()));
+        }
+    }
+    fn log_level(&self) -> Option<LogLevel> {
+        (!self.log_off.get()).then(|| self.level.get().unwrap_or(LogLevel::Info))
     }
     fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_795_567_323_045)
@@ -683,6 +692,12 @@ fn config_and_access_events_form_one_verifiable_chain() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let events = host.events();
     assert_eq!(events[0]["alg"], "hmac-sha256");
+    for text in lines
+        .iter()
+        .filter_map(|l| crate::audit::verify::event_text(l))
+    {
+        crate::audit::json::parse_unique(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    }
     assert_eq!(
         events[0]["config_sha256"],
         crate::audit::sha256_hex(POLICY.as_bytes())
@@ -835,3 +850,5 @@ fn events_queued_for_a_sink_the_next_configuration_removes_are_reported_lost() {
         .expect("reported at once");
     assert_eq!(failure["dropped"], 2);
 }
+
+mod audit_trail;

@@ -68,6 +68,18 @@ fn assert_no_pan_in_logs(mesh: &Mesh) {
     }
 }
 
+/// Fails when an audit event in the server sidecar's log is not a JSON object naming each key
+/// once at every level (RFC 8259: parsers disagree on which copy of a repeated key they keep).
+fn assert_events_name_each_key_once(mesh: &Mesh) {
+    for (n, line) in mesh.log("server").lines().enumerate() {
+        if let Some(text) = pci_mesh_guard::audit::verify::event_text(line) {
+            if let Err(e) = pci_mesh_guard::audit::json::parse_unique(text) {
+                panic!("server.log line {}: {e}: {text}", n + 1);
+            }
+        }
+    }
+}
+
 /// The audit chain key the test sidecars get through their VM environment.
 pub const AUDIT_KEY: &str = "e2e-audit-key-0123456789";
 
@@ -248,6 +260,8 @@ pub struct MeshBuilder<'a> {
     /// Start an OTLP receiver in this mode (`scripts/otlp_receiver.py`); without one, the
     /// otel-collector cluster points at a port nobody listens on.
     otlp: Option<&'static str>,
+    /// Extra command-line arguments for both sidecars' Envoy.
+    envoy_args: Vec<String>,
 }
 
 impl<'a> MeshBuilder<'a> {
@@ -259,6 +273,12 @@ impl<'a> MeshBuilder<'a> {
     /// Runs an OTLP receiver (`ok`, `partial`, `slow`, `503`) behind the otel-collector cluster.
     pub fn otlp(mut self, mode: &'static str) -> Self {
         self.otlp = Some(mode);
+        self
+    }
+
+    /// Starts both sidecars with these extra Envoy arguments (log levels, for instance).
+    pub fn envoy_args(mut self, args: &[&str]) -> Self {
+        self.envoy_args = args.iter().map(|a| a.to_string()).collect();
         self
     }
 
@@ -294,6 +314,7 @@ impl<'a> MeshBuilder<'a> {
             server_mtls: 0,
             server_plain: 0,
             server_admin: String::new(),
+            envoy_args: self.envoy_args.clone(),
         };
 
         let pki = dir.join("pki");
@@ -430,6 +451,7 @@ pub struct Mesh {
     pub server_mtls: u16,
     pub server_plain: u16,
     pub server_admin: String,
+    envoy_args: Vec<String>,
 }
 
 impl Mesh {
@@ -442,6 +464,7 @@ impl Mesh {
             mtls_port: 0,
             client: true,
             otlp: None,
+            envoy_args: vec![],
         }
     }
 
@@ -469,7 +492,8 @@ impl Mesh {
                 .arg("--use-dynamic-base-id")
                 .arg("--admin-address-path")
                 .arg(&admin_file)
-                .args(["--concurrency", "1", "--drain-time-s", "1"]),
+                .args(["--concurrency", "1", "--drain-time-s", "1"])
+                .args(&self.envoy_args),
         );
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -559,6 +583,22 @@ impl Mesh {
             .collect()
     }
 
+    /// Sets a log level of the server sidecar at run time through its admin endpoint, as
+    /// `istioctl proxy-config log` does (`component=level`, e.g. `wasm=error`).
+    pub fn set_server_log_level(&self, setting: &str) {
+        let port = self
+            .server_admin
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("admin port");
+        let path = format!("/logging?{setting}");
+        let mut req = Request::get(&path);
+        req.method = "POST";
+        let resp = http::send(port, &req).expect("admin /logging");
+        assert_eq!(resp.status, 200, "/logging?{setting}: {}", resp.text());
+    }
+
     /// What the backend received, one JSON object per request.
     pub fn received(&self) -> Vec<Value> {
         fs::read_to_string(self.dir.join("received.jsonl"))
@@ -615,6 +655,7 @@ impl Drop for Mesh {
         }
         if !std::thread::panicking() {
             assert_no_pan_in_logs(self);
+            assert_events_name_each_key_once(self);
         }
         if std::thread::panicking() {
             eprintln!("mesh files kept for inspection: {}", self.dir.display());

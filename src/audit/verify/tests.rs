@@ -110,3 +110,22 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_event_naming_a_key_twice_is_refused_even_with_a_valid_mac() {
+    let mut c = Chain::new("dup".into(), Some(KEY.to_vec()));
+    let lines = [
+        c.seal(&format!(r#"{{"schema":"{SCHEMA}","event":"config"}}"#)),
+        // Sealed by the right key, so only the repeated key is wrong with it.
+        c.seal(&format!(
+            r#"{{"schema":"{SCHEMA}","event":"access","decision":"deny","decision":"allow"}}"#
+        )),
+    ];
+    let r = check(&lines, Some(KEY));
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert_eq!(
+        (r.problems[0].line, r.problems[0].kind),
+        (2, "duplicate_key")
+    );
+    assert!(r.problems[0].message.contains("\"decision\""));
+}
