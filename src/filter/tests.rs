@@ -30,6 +30,17 @@ struct FakeHost {
     /// The proxy's log level for the plugin (`info` when unset), and whether the log is off.
     level: Cell<Option<LogLevel>>,
     log_off: Cell<bool>,
+    /// Host calls made, by `Host` method, and the bytes each direction of them carried across
+    /// the VM boundary (what the cost guards of `tests/cost.rs` count).
+    calls: RefCell<std::collections::BTreeMap<&'static str, u64>>,
+    bytes: Cell<u64>,
+}
+
+impl FakeHost {
+    fn count(&self, call: &'static str, bytes: usize) {
+        *self.calls.borrow_mut().entry(call).or_default() += 1;
+        self.bytes.set(self.bytes.get() + bytes as u64);
+    }
 }
 
 fn key<T: std::fmt::Debug>(t: T) -> String {
@@ -59,8 +70,22 @@ impl FakeHost {
         self.put(Map::RequestHeaders, "x-request-id", "req-1");
     }
 
+    /// Sets a header as the proxy would before a callback (not counted as a host call).
     fn put(&self, map: Map, name: &str, value: &str) {
-        let _ = self.set_header(map, name, value.as_bytes());
+        self.insert(map, name, value.as_bytes());
+    }
+
+    fn insert(&self, map: Map, name: &str, value: &[u8]) {
+        let mut maps = self.maps.borrow_mut();
+        let entries = maps.entry(key(map)).or_default();
+        match entries.iter_mut().find(|(k, _)| k == name) {
+            Some(e) => e.1 = value.to_vec(),
+            None => entries.push((name.to_string(), value.to_vec())),
+        }
+    }
+
+    fn shown(&self) -> Option<LogLevel> {
+        (!self.log_off.get()).then(|| self.level.get().unwrap_or(LogLevel::Info))
     }
 
     fn get(&self, map: Map, name: &str) -> Option<String> {
@@ -82,36 +107,43 @@ impl Host for FakeHost {
         if self.failing_properties {
             return Err(HostError("BadArgument".into()));
         }
-        Ok(self.properties.get(&path.join(".")).cloned())
+        let v = self.properties.get(&path.join(".")).cloned();
+        self.count(
+            "property",
+            path.join(".").len() + v.as_ref().map_or(0, Vec::len),
+        );
+        Ok(v)
     }
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>> {
         let maps = self.maps.borrow();
-        let entries = maps.get(&key(map))?;
-        entries
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+        let v = maps
+            .get(&key(map))
+            .and_then(|e| e.iter().find(|(k, _)| k == name))
+            .map(|(_, v)| v.clone());
+        self.count("header", name.len() + v.as_ref().map_or(0, Vec::len));
+        v
     }
     fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)> {
-        self.maps
+        let all = self
+            .maps
             .borrow()
             .get(&key(map))
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.count("headers", all.iter().map(|(k, v)| k.len() + v.len()).sum());
+        all
     }
     fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
-        let mut maps = self.maps.borrow_mut();
-        let entries = maps.entry(key(map)).or_default();
-        match entries.iter_mut().find(|(k, _)| k == name) {
-            Some(e) => e.1 = value.to_vec(),
-            None => entries.push((name.to_string(), value.to_vec())),
-        }
+        self.count("set_header", name.len() + value.len());
+        self.insert(map, name, value);
         Ok(())
     }
     fn body(&self, dir: Direction, start: usize, len: usize) -> Option<Vec<u8>> {
         let bodies = self.bodies.borrow();
         let b = bodies.get(&key(dir)).cloned().unwrap_or_default();
-        Some(b.get(start..(start + len).min(b.len()))?.to_vec())
+        let v = b.get(start..(start + len).min(b.len()))?.to_vec();
+        self.count("body", v.len());
+        Some(v)
     }
     /// Envoy's rules: at 0 the first `len` bytes are replaced; at the end, data is appended.
     fn set_body(
@@ -121,6 +153,7 @@ impl Host for FakeHost {
         len: usize,
         data: &[u8],
     ) -> Result<(), HostError> {
+        self.count("set_body", data.len());
         let mut bodies = self.bodies.borrow_mut();
         let b = bodies.entry(key(dir)).or_default();
         if start == 0 {
@@ -142,26 +175,32 @@ impl Host for FakeHost {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        self.count("send_local_reply", body.len());
         let body = String::from_utf8(body.to_vec()).unwrap();
         self.replies.borrow_mut().push((status, headers, body));
         Ok(())
     }
     fn reset(&self, dir: Direction) {
+        self.count("reset", 0);
         self.resets.borrow_mut().push(dir);
     }
     fn increment(&self, metric: Metric, by: u64) {
+        self.count("increment", 0);
         *self.metrics.borrow_mut().entry(metric.name()).or_default() += by;
         assert!(Metric::all().any(|m| m == metric), "{metric:?} is defined");
     }
     fn log(&self, level: LogLevel, message: &str) {
-        if self.log_level().is_some_and(|shown| level >= shown) {
+        self.count("log", message.len());
+        if self.shown().is_some_and(|shown| level >= shown) {
             self.logs.borrow_mut().push((level, message.to_owned()));
         }
     }
     fn log_level(&self) -> Option<LogLevel> {
-        (!self.log_off.get()).then(|| self.level.get().unwrap_or(LogLevel::Info))
+        self.count("log_level", 0);
+        self.shown()
     }
     fn now(&self) -> SystemTime {
+        self.count("now", 0);
         UNIX_EPOCH + Duration::from_millis(1_795_567_323_045)
     }
 }
@@ -852,3 +891,4 @@ fn events_queued_for_a_sink_the_next_configuration_removes_are_reported_lost() {
 }
 
 mod audit_trail;
+mod cost;
