@@ -181,7 +181,8 @@ fn a_log_level_changed_at_run_time_loses_no_event_silently() {
         // Off: nothing could be written, so nothing is served; the loss is counted.
         mesh.set_server_log_level("wasm=off");
         let received = mesh.received().len();
-        for i in [8, 12] {
+        // Requests without a body (i % 4 == 3: an allowed GET), so that the 503 races no upload.
+        for i in [7, 11] {
             let (id, status) = send(&mesh, i);
             assert_eq!(status, 503, "Envoy {v}: {id} served without an audit trail");
         }

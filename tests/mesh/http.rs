@@ -71,8 +71,10 @@ pub fn send(port: u16, req: &Request<'_>) -> io::Result<Response> {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(&req.body)?;
+    // One write: a proxy that answers early (a denial) must not find half a request unread.
+    let mut wire = head.into_bytes();
+    wire.extend_from_slice(&req.body);
+    stream.write_all(&wire)?;
     read_response(&mut stream)
 }
 
