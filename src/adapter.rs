@@ -12,7 +12,7 @@ use proxy_wasm::types::{
 
 use crate::audit::{chain, Auditor, SharedAuditor, TOKEN_KEY_ENV};
 use crate::config::Policy;
-use crate::filter::{self, RequestFlow, Verdict};
+use crate::filter::{self, ConnectionCache, RequestFlow, SharedConnections, Verdict};
 use crate::host::{Direction, Host, HostError, LogLevel, Map, Metric};
 
 thread_local! {
@@ -171,11 +171,12 @@ fn host_log_level() -> Option<u32> {
     (status == 0).then_some(level)
 }
 
-/// The root context: owns the compiled policy and the VM's audit chain, both shared with each
-/// request through an `Rc`.
+/// The root context: owns the compiled policy, the VM's audit chain and the facts of its recent
+/// connections, each shared with every request through an `Rc`.
 struct Root {
     policy: Option<Rc<Policy>>,
     auditor: SharedAuditor,
+    connections: SharedConnections,
 }
 
 impl Root {
@@ -191,6 +192,7 @@ impl Root {
             auditor: Auditor::new(chain::new_chain_id(seed), key.as_deref())
                 .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
                 .shared(),
+            connections: ConnectionCache::shared(),
         }
     }
 }
@@ -270,7 +272,8 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
-            flow: RequestFlow::new(self.policy.clone(), self.auditor.clone()),
+            flow: RequestFlow::new(self.policy.clone(), self.auditor.clone())
+                .with_connections(self.connections.clone()),
         }))
     }
 

@@ -4,6 +4,7 @@
 
 mod body;
 mod configure;
+mod connection;
 mod redaction;
 mod sink;
 
@@ -13,11 +14,11 @@ use crate::audit::{self, AccessEvent, PanCounts, RequestInfo, SharedAuditor};
 use crate::authz::{Authentication, Decision, PanGrant, Reason};
 use crate::config::{CompressedBody, Mode, Policy};
 use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
-use crate::identity::Peer;
 use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
 pub use configure::configure;
+pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
 pub use sink::{audit_answer, audit_dispatch_failed, audit_tick, emit, trail_unavailable};
 
 use redaction::{audit_safe, body_stream, is_encoded, is_json, redact_map};
@@ -55,9 +56,10 @@ pub struct RequestFlow {
     decision: Option<Decision>,
     /// Set when the filter itself stopped the request for a reason other than authorization.
     override_reason: Option<&'static str>,
-    peer: Peer,
-    /// This sidecar's own identity, read with the peer's.
-    workload: Option<String>,
+    /// Where the facts of connections are kept between requests (the root's); `None`: read every time.
+    connections: Option<SharedConnections>,
+    /// The facts of this request's connection (the peer, this sidecar's own identity).
+    conn: Rc<ConnectionFacts>,
     started: Option<std::time::SystemTime>,
     modes: audit::RedactionModes,
     principal: Option<String>,
@@ -78,8 +80,8 @@ impl RequestFlow {
             auditor,
             decision: None,
             override_reason: None,
-            peer: Peer::default(),
-            workload: None,
+            connections: None,
+            conn: Rc::default(),
             started: None,
             modes: audit::RedactionModes::default(),
             principal: None,
@@ -90,6 +92,13 @@ impl RequestFlow {
             resp: Side::default(),
             event_written: false,
         }
+    }
+
+    /// Keeps the facts of each connection in `cache` (the root context's), so a request on a
+    /// known connection does not read them again.
+    pub fn with_connections(mut self, cache: SharedConnections) -> RequestFlow {
+        self.connections = Some(cache);
+        self
     }
 
     pub fn on_request_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
@@ -111,14 +120,19 @@ impl RequestFlow {
             return Verdict::Stop;
         };
         self.info.path = audit_safe(&policy, &raw_path);
-        self.peer = read_peer(host, policy.authorizer.trust_xfcc);
-        self.workload = host
-            .property(&["connection", "uri_san_local_certificate"])
-            .ok()
-            .flatten()
-            .and_then(|v| String::from_utf8(v).ok())
-            .filter(|s| !s.is_empty());
-        let auth = policy.authorizer.authenticate(&self.peer);
+        self.conn = connection::facts(host, self.connections.as_ref());
+        // XFCC is read per request, and only where it could name the caller.
+        let with_xfcc =
+            (policy.authorizer.trust_xfcc && self.conn.peer.uri_san.is_none()).then(|| {
+                let mut peer = self.conn.peer.clone();
+                peer.xfcc = host
+                    .header(Map::RequestHeaders, "x-forwarded-client-cert")
+                    .and_then(|v| String::from_utf8(v).ok());
+                peer
+            });
+        let auth = policy
+            .authorizer
+            .authenticate(with_xfcc.as_ref().unwrap_or(&self.conn.peer));
         if let Authentication::Principal { id, via_xfcc } = &auth {
             self.principal = Some(id.as_str().to_owned());
             self.via_xfcc = *via_xfcc;
@@ -401,7 +415,7 @@ impl RequestFlow {
             reason: self.override_reason.unwrap_or(decision.reason.as_str()),
             rule: policy.authorizer.rule(&decision).map(|r| r.name.clone()),
             principal: self.principal.clone(),
-            workload: self.workload.clone(),
+            workload: self.conn.workload.clone(),
             identity_source: self.principal.as_ref().map(|_| {
                 if self.via_xfcc {
                     "xfcc"
@@ -409,10 +423,10 @@ impl RequestFlow {
                     "certificate"
                 }
             }),
-            peer_subject: self.peer.subject.clone(),
-            peer_cert_sha256: self.peer.cert_sha256.clone(),
-            source: self.peer.source.clone(),
-            tls_version: self.peer.tls_version.clone(),
+            peer_subject: self.conn.peer.subject.clone(),
+            peer_cert_sha256: self.conn.peer.cert_sha256.clone(),
+            source: self.conn.peer.source.clone(),
+            tls_version: self.conn.peer.tls_version.clone(),
             request: std::mem::take(&mut self.info),
             status: self.status,
             duration_ms: self
@@ -425,38 +439,6 @@ impl RequestFlow {
             unscannable,
         };
         emit(host, &self.auditor, &event);
-    }
-}
-
-/// Reads the connection facts. A property the host cannot give reads as absent, which
-/// `authenticate` turns into a denial: no host error can make a request look more trusted.
-fn read_peer<H: Host>(host: &H, trust_xfcc: bool) -> Peer {
-    let prop = |path: &[&str]| match host.property(path) {
-        Ok(v) => v,
-        Err(e) => {
-            host.log(
-                LogLevel::Warn,
-                &format!("{LOG_PREFIX} {}: {e}", path.join(".")),
-            );
-            None
-        }
-    };
-    let text = |path: &[&str]| {
-        prop(path)
-            .and_then(|v| String::from_utf8(v).ok())
-            .filter(|s| !s.is_empty())
-    };
-    Peer {
-        mtls: prop(&["connection", "mtls"]).is_some_and(|v| v.first() == Some(&1)),
-        tls_version: text(&["connection", "tls_version"]),
-        uri_san: text(&["connection", "uri_san_peer_certificate"]),
-        source: text(&["source", "address"]),
-        subject: text(&["connection", "subject_peer_certificate"]),
-        cert_sha256: text(&["connection", "sha256_peer_certificate_digest"]),
-        xfcc: trust_xfcc
-            .then(|| host.header(Map::RequestHeaders, "x-forwarded-client-cert"))
-            .flatten()
-            .and_then(|v| String::from_utf8(v).ok()),
     }
 }
 

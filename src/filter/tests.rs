@@ -19,6 +19,8 @@ type Entries = Vec<(String, Vec<u8>)>;
 struct FakeHost {
     properties: HashMap<String, Vec<u8>>,
     failing_properties: bool,
+    /// One property (`connection.mtls`, ...) whose read fails while the others work.
+    failing_property: Option<&'static str>,
     maps: RefCell<HashMap<String, Entries>>,
     /// The body bytes the proxy currently holds for each direction.
     bodies: RefCell<HashMap<String, Vec<u8>>>,
@@ -104,7 +106,7 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        if self.failing_properties {
+        if self.failing_properties || self.failing_property == Some(path.join(".").as_str()) {
             return Err(HostError("BadArgument".into()));
         }
         let v = self.properties.get(&path.join(".")).cloned();
@@ -891,4 +893,5 @@ fn events_queued_for_a_sink_the_next_configuration_removes_are_reported_lost() {
 }
 
 mod audit_trail;
+mod connections;
 mod cost;
