@@ -21,7 +21,9 @@ pub use configure::configure;
 pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
 pub use sink::{audit_answer, audit_dispatch_failed, audit_tick, emit, trail_unavailable};
 
-use redaction::{audit_safe, body_stream, is_encoded, is_json, redact_map};
+use redaction::{
+    audit_safe, body_stream, is_encoded, is_json, redact_entries, redact_map, HeaderMap,
+};
 
 /// Prefix of every plain (non-event) log line of the plugin.
 pub const LOG_PREFIX: &str = "pci-mesh-guard:";
@@ -103,13 +105,13 @@ impl RequestFlow {
 
     pub fn on_request_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
         self.started = Some(host.now());
-        let header = |name| host::text(host.header(Map::RequestHeaders, name));
-        let raw_path = header(":path");
+        let headers = HeaderMap::read(host, Map::RequestHeaders);
+        let raw_path = headers.text(":path");
         self.info = RequestInfo {
-            method: header(":method"),
+            method: headers.text(":method"),
             path: String::new(),
-            host: header(":authority"),
-            id: header("x-request-id"),
+            host: headers.text(":authority"),
+            id: headers.text("x-request-id"),
         };
         let Some(policy) = self.policy.clone() else {
             host.log(
@@ -125,9 +127,9 @@ impl RequestFlow {
         let with_xfcc =
             (policy.authorizer.trust_xfcc && self.conn.peer.uri_san.is_none()).then(|| {
                 let mut peer = self.conn.peer.clone();
-                peer.xfcc = host
-                    .header(Map::RequestHeaders, "x-forwarded-client-cert")
-                    .and_then(|v| String::from_utf8(v).ok());
+                peer.xfcc = headers
+                    .get("x-forwarded-client-cert")
+                    .and_then(|v| String::from_utf8(v.to_vec()).ok());
                 peer
             });
         let auth = policy
@@ -183,15 +185,18 @@ impl RequestFlow {
             response: mode(grant.response, red.response_headers || red.response_body),
         };
 
+        let body =
+            (red.request_body && !end_of_stream).then(|| (is_encoded(&headers), is_json(&headers)));
         if red.request_headers {
-            redact_map(host, Map::RequestHeaders, &policy, &mut self.req);
+            redact_entries(host, Map::RequestHeaders, headers, &policy, &mut self.req);
         }
         if red.response_body {
             // Ask for a body the filter can read. Failing that, `compressed_body` decides.
             let _ = host.set_header(Map::RequestHeaders, "accept-encoding", b"identity");
         }
-        if red.request_body && !end_of_stream {
-            if let Some(refused) = self.open_body(host, Direction::Request, &policy) {
+        if let Some((encoded, json)) = body {
+            if let Some(refused) = self.open_body(host, Direction::Request, &policy, encoded, json)
+            {
                 return refused;
             }
         }
@@ -207,24 +212,31 @@ impl RequestFlow {
     }
 
     pub fn on_response_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
-        if self.status.is_none() {
-            self.status = host::text(host.header(Map::ResponseHeaders, ":status"))
-                .parse()
-                .ok();
-        }
-        let Some(policy) = self.policy.clone() else {
-            return Verdict::Continue;
+        let policy = match &self.policy {
+            Some(p) if !self.event_written && self.resp.opts.is_some() => p.clone(),
+            // No configuration, or the filter's own local reply: nothing to redact.
+            _ => {
+                if self.status.is_none() {
+                    self.status = host::text(host.header(Map::ResponseHeaders, ":status"))
+                        .parse()
+                        .ok();
+                }
+                return Verdict::Continue;
+            }
         };
-        if self.event_written || self.resp.opts.is_none() {
-            // The filter's own local reply: nothing to redact.
-            return Verdict::Continue;
+        let headers = HeaderMap::read(host, Map::ResponseHeaders);
+        if self.status.is_none() {
+            self.status = headers.text(":status").parse().ok();
         }
         let red = &policy.redaction;
+        let body = (red.response_body && !end_of_stream)
+            .then(|| (is_encoded(&headers), is_json(&headers)));
         if red.response_headers {
-            redact_map(host, Map::ResponseHeaders, &policy, &mut self.resp);
+            redact_entries(host, Map::ResponseHeaders, headers, &policy, &mut self.resp);
         }
-        if red.response_body && !end_of_stream {
-            if let Some(refused) = self.open_body(host, Direction::Response, &policy) {
+        if let Some((encoded, json)) = body {
+            if let Some(refused) = self.open_body(host, Direction::Response, &policy, encoded, json)
+            {
                 return refused;
             }
         }
@@ -232,10 +244,16 @@ impl RequestFlow {
     }
 
     /// Sets up one direction's body: a redacting stream, or for a body the filter cannot read
-    /// (content-encoded), what `compressed_body` says: a refusal (returned) or a pass, noted.
-    fn open_body<H: Host>(&mut self, host: &H, dir: Direction, policy: &Policy) -> Option<Verdict> {
-        let map = Map::headers(dir);
-        if is_encoded(host, map) {
+    /// (`encoded`), what `compressed_body` says: a refusal (returned) or a pass, noted.
+    fn open_body<H: Host>(
+        &mut self,
+        host: &H,
+        dir: Direction,
+        policy: &Policy,
+        encoded: bool,
+        json: bool,
+    ) -> Option<Verdict> {
+        if encoded {
             let red = &policy.redaction;
             if red.compressed_body == CompressedBody::Block && policy.mode == Mode::Enforce {
                 let (status, error) = match dir {
@@ -246,7 +264,7 @@ impl RequestFlow {
             }
             self.side(dir).unscannable = true;
         } else {
-            let stream = body_stream(dir, policy, self.side(dir), is_json(host, map));
+            let stream = body_stream(dir, policy, self.side(dir), json);
             self.side(dir).body = Some(stream);
         }
         None
@@ -401,9 +419,10 @@ impl RequestFlow {
             },
             1,
         );
+        let now = host.now();
         let event = AccessEvent {
             schema: audit::SCHEMA,
-            ts: audit::rfc3339_millis(host.now()),
+            ts: audit::rfc3339_millis(now),
             event: "access",
             decision: if decision.allow && !blocked {
                 "allow"
@@ -431,7 +450,7 @@ impl RequestFlow {
             status: self.status,
             duration_ms: self
                 .started
-                .and_then(|t| host.now().duration_since(t).ok())
+                .and_then(|t| now.duration_since(t).ok())
                 .map_or(0, |d| d.as_millis() as u64),
             redaction: std::mem::take(&mut self.modes),
             pan,

@@ -24,12 +24,48 @@ pub(super) fn body_stream(dir: Direction, policy: &Policy, side: &Side, json: bo
     BodyStream::new(dir, redactor)
 }
 
+/// A header map as the host gave it, read once per callback: every lookup and the redaction
+/// share one host call.
+pub(super) struct HeaderMap(Vec<(String, Vec<u8>)>);
+
+impl HeaderMap {
+    pub(super) fn read<H: Host>(host: &H, map: Map) -> HeaderMap {
+        HeaderMap(host.headers(map))
+    }
+
+    /// The first value of `name` (lowercase, as Envoy keeps names).
+    pub(super) fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// A value the flow only reads (method, path, ids), as text; empty when absent.
+    pub(super) fn text(&self, name: &str) -> String {
+        self.get(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// Redacts every value of a header or trailer map in place, counting into the side's headers.
 pub(super) fn redact_map<H: Host>(host: &H, map: Map, policy: &Policy, side: &mut Side) {
+    redact_entries(host, map, HeaderMap::read(host, map), policy, side);
+}
+
+/// Redacts the values of `entries`, read from `map`, writing back those that changed.
+pub(super) fn redact_entries<H: Host>(
+    host: &H,
+    map: Map,
+    entries: HeaderMap,
+    policy: &Policy,
+    side: &mut Side,
+) {
     let Some(opts) = side.opts else {
         return;
     };
-    for (name, mut value) in host.headers(map) {
+    for (name, mut value) in entries.0 {
         let before = side.headers.found + side.headers.patterns;
         pan::redact_all_with(
             &mut value,
@@ -72,11 +108,11 @@ pub(super) fn audit_safe(policy: &Policy, path: &str) -> String {
 }
 
 /// The body is content-encoded (gzip, br, ...) and cannot be scanned as it is.
-pub(super) fn is_encoded<H: Host>(host: &H, map: Map) -> bool {
-    match host.header(map, "content-encoding") {
+pub(super) fn is_encoded(headers: &HeaderMap) -> bool {
+    match headers.get("content-encoding") {
         None => false,
         Some(v) => {
-            let v = String::from_utf8_lossy(&v);
+            let v = String::from_utf8_lossy(v);
             v.split(',')
                 .map(str::trim)
                 .any(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
@@ -84,9 +120,9 @@ pub(super) fn is_encoded<H: Host>(host: &H, map: Map) -> bool {
     }
 }
 
-pub(super) fn is_json<H: Host>(host: &H, map: Map) -> bool {
-    host.header(map, "content-type").is_some_and(|v| {
-        let v = String::from_utf8_lossy(&v).to_ascii_lowercase();
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
+    headers.get("content-type").is_some_and(|v| {
+        let v = String::from_utf8_lossy(v).to_ascii_lowercase();
         v.contains("json")
     })
 }

@@ -169,8 +169,8 @@ fn print_request_costs() {
 
 /// The budget of the plain allowed GET on a keep-alive connection: lower it when a change makes
 /// requests cheaper.
-const GET_ALLOWED_CALLS: u64 = 17;
-const GET_ALLOWED_BYTES: u64 = 1_400;
+const GET_ALLOWED_CALLS: u64 = 11;
+const GET_ALLOWED_BYTES: u64 = 1_300;
 
 #[test]
 fn request_costs_stay_within_budget() {
