@@ -1,0 +1,426 @@
+#!/usr/bin/env python3
+"""The in-Envoy benchmark of pci-mesh-guard (run it through scripts/bench-envoy.sh).
+
+One Envoy with one worker is the sidecar under test. It has one listener per variant (plaintext),
+and one more per variant behind mTLS, which a client Envoy reaches with the checkout workload's
+certificate. A third Envoy plays the backend for the shapes with bodies. wrk drives each
+(shape, variant) in turn, for several rounds that alternate the variants, so that a slow moment of
+this shared machine hits every variant alike. The result is medians and ratios, never one run.
+
+Variants: no HTTP filter; the reference filters (a no-op proxy-wasm filter, and one that reads each
+body chunk and writes it back: bench/reference-filter); Envoy's RBAC with equivalent rules plus a
+JSON file access log; pci-mesh-guard with authorization only; pci-mesh-guard with everything on
+(20 rules, all four redaction places, one audit event per request in the proxy log).
+
+Shapes: GET without body (plaintext, and through the mTLS mesh), POST of a 16 KiB JSON body with a
+few card numbers, GET of a 1 MiB JSON response of order records with a card number every ~8 KiB.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKOUT = "spiffe://cluster.local/ns/shop/sa/checkout"
+
+VARIANTS = ["none", "noop", "copy-back", "rbac+log", "pmg-authz", "pmg-all"]
+SHAPES = {
+    # name: (path, uses the backend, unit, mTLS)
+    "GET": ("/get", False, "req/s", False),
+    "GET mTLS": ("/get", False, "req/s", True),
+    "POST 16 KiB": ("/post", True, "req/s", False),
+    "1 MiB response": ("/orders", True, "MB/s", False),
+}
+BODY_SHAPES = ("POST 16 KiB", "1 MiB response")
+PANS = ["4111111111111111", "5555555555554444", "378282246310005", "6011000990139424"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Payloads
+# ---------------------------------------------------------------------------------------------
+
+def order(rng, i, pan=None):
+    rec = {
+        "order_id": 100000000 + i,
+        "customer": {"id": rng.randrange(10**8), "email": f"user{rng.randrange(10**6)}@example.com"},
+        "amount": {"value": rng.randrange(100, 10**6), "currency": "EUR"},
+        "created": f"2026-11-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z",
+        "items": [{"sku": rng.randrange(10**6), "qty": rng.randrange(1, 9), "price": rng.randrange(100, 99999)}
+                  for _ in range(rng.randrange(1, 5))],
+        "status": rng.choice(["paid", "shipped", "refunded"]),
+        "phone": f"+4930{rng.randrange(10**7):07d}",
+    }
+    if pan:
+        rec["card"] = {"number": pan, "exp": "12/29"}
+    return rec
+
+
+def json_records(size, pan_every, seed):
+    """A JSON array of order records, about `size` bytes, with a card number every `pan_every` bytes."""
+    rng = random.Random(seed)
+    out, total, since, i = [], 2, 0, 0
+    while total < size:
+        pan = None
+        if since >= pan_every:
+            pan, since = PANS[i % len(PANS)], 0
+        text = json.dumps(order(rng, i, pan), separators=(",", ":"))
+        out.append(text)
+        total += len(text) + 1
+        since += len(text) + 1
+        i += 1
+    return ("[" + ",".join(out) + "]").encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Envoy configurations
+# ---------------------------------------------------------------------------------------------
+
+def pmg_config(everything, mtls):
+    """20 rules; with mTLS the checkout caller matches rule 19, in plaintext the default allows."""
+    rules = [{"name": "nobody-reaches-admin", "action": "deny", "paths": ["/admin", "/admin/*"]}]
+    for i in range(18):
+        rules.append({"name": f"team{i}-may-call-svc{i}",
+                      "principals": [f"spiffe://cluster.local/ns/team{i}/sa/svc{i}"],
+                      "paths": [f"/v1/svc{i}", f"/v1/svc{i}/*"], "methods": ["GET", "POST"]})
+    rules.append({"name": "checkout-may-call", "principals": [CHECKOUT],
+                  "paths": ["/get", "/post", "/orders"], "methods": ["GET", "POST"]})
+    on = everything
+    return json.dumps({
+        "identity": {"require_mtls": mtls, "trust_domains": ["cluster.local"]},
+        "authorization": {"default_action": "deny" if mtls else "allow", "rules": rules},
+        "redaction": {"request_headers": on, "request_body": on, "response_headers": on, "response_body": on},
+        "audit": {"sink": "log"},
+    })
+
+
+def wasm_filter(name, path, config, env=None):
+    vm = {"vm_id": name, "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": path}}}
+    if env:
+        vm["environment_variables"] = {"key_values": env}
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name, "root_id": name, "fail_open": False, "vm_config": vm,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config},
+            },
+        },
+    }
+
+
+def rbac_filters(mtls):
+    """Istio's shape for the same policy: a DENY filter, then an ALLOW filter (20 policies)."""
+    def path_method(paths, methods):
+        return {"and_rules": {"rules": [
+            {"or_rules": {"rules": [
+                {"url_path": {"path": ({"prefix": p[:-1]} if p.endswith("*") else {"exact": p})}} for p in paths]}},
+            {"or_rules": {"rules": [
+                {"header": {"name": ":method", "string_match": {"exact": m}}} for m in methods]}},
+        ]}}
+
+    def principal(id_):
+        return {"authenticated": {"principal_name": {"exact": id_}}}
+
+    deny = {"policies": {"nobody-reaches-admin": {
+        "permissions": [{"or_rules": {"rules": [
+            {"url_path": {"path": {"exact": "/admin"}}}, {"url_path": {"path": {"prefix": "/admin/"}}}]}}],
+        "principals": [{"any": True}]}}}
+    allow = {}
+    for i in range(18):
+        allow[f"team{i}-may-call-svc{i}"] = {
+            "permissions": [path_method([f"/v1/svc{i}", f"/v1/svc{i}/*"], ["GET", "POST"])],
+            "principals": [principal(f"spiffe://cluster.local/ns/team{i}/sa/svc{i}")]}
+    allow["checkout-may-call"] = {
+        "permissions": [path_method(["/get", "/post", "/orders"], ["GET", "POST"])],
+        "principals": [principal(CHECKOUT)]}
+    if not mtls:
+        allow["default-allow"] = {"permissions": [{"any": True}], "principals": [{"any": True}]}
+    typ = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+    return [
+        {"name": "rbac-deny", "typed_config": {"@type": typ, "rules": {"action": "DENY", **deny}}},
+        {"name": "rbac-allow", "typed_config": {"@type": typ, "rules": {"action": "ALLOW", "policies": allow}}},
+    ]
+
+
+ACCESS_LOG_FORMAT = {
+    "start_time": "%START_TIME%", "method": "%REQ(:METHOD)%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%", "response_code": "%RESPONSE_CODE%", "response_flags": "%RESPONSE_FLAGS%",
+    "bytes_received": "%BYTES_RECEIVED%", "bytes_sent": "%BYTES_SENT%", "duration": "%DURATION%",
+    "upstream_host": "%UPSTREAM_HOST%", "downstream_peer_uri_san": "%DOWNSTREAM_PEER_URI_SAN%",
+    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%", "request_id": "%REQ(X-REQUEST-ID)%",
+    "authority": "%REQ(:AUTHORITY)%", "user_agent": "%REQ(USER-AGENT)%",
+}
+
+
+def hcm(variant, mtls, a):
+    filters = []
+    if variant in ("noop", "copy-back"):
+        filters.append(wasm_filter(f"ref-{variant}", a.reference, variant))
+    elif variant == "rbac+log":
+        filters += rbac_filters(mtls)
+    elif variant.startswith("pmg-"):
+        filters.append(wasm_filter(
+            f"{variant}", a.pmg, pmg_config(variant == "pmg-all", mtls),
+            {"PCI_MESH_GUARD_AUDIT_KEY": "bench-audit-key-0123456789"}))
+    filters.append({"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
+    config = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": variant, "normalize_path": True, "merge_slashes": True,
+        "route_config": {"virtual_hosts": [{"name": "api", "domains": ["*"], "routes": [
+            {"match": {"path": "/get"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}},
+            {"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "0s"}},
+        ]}]},
+        "http_filters": filters,
+    }
+    if variant == "rbac+log":
+        config["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": os.path.join(a.work, "access.log"),
+            "log_format": {"json_format": ACCESS_LOG_FORMAT}}}]
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def tls_context(pki, name, require_client=True, upstream=False):
+    common = {
+        "tls_certificates": [{"certificate_chain": {"filename": f"{pki}/{name}.pem"},
+                              "private_key": {"filename": f"{pki}/{name}.key"}}],
+        "validation_context": {"trusted_ca": {"filename": f"{pki}/ca.pem"}},
+    }
+    if upstream:
+        return {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": "payments-api.local", "common_tls_context": common}}
+    return {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "require_client_certificate": require_client, "common_tls_context": common}}
+
+
+def cluster(name, port, tls=None):
+    c = {"name": name, "type": "STATIC", "connect_timeout": "2s",
+         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+             {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+    if tls:
+        c["transport_socket"] = tls
+    return c
+
+
+def listener(name, port, filters, tls=None):
+    chain = {"filters": filters}
+    if tls:
+        chain["transport_socket"] = tls
+    return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [chain]}
+
+
+def admin():
+    return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+
+
+def configs(a, ports):
+    pki = os.path.join(a.work, "pki")
+    backend = {"admin": admin(), "static_resources": {"listeners": [listener("backend", ports["backend"], [{
+        "name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "backend",
+            "route_config": {"max_direct_response_body_size_bytes": 4 << 20, "virtual_hosts": [
+                {"name": "backend", "domains": ["*"], "routes": [
+                    {"match": {"path": "/orders"}, "direct_response": {
+                        "status": 200, "body": {"filename": os.path.join(a.work, "orders.json")}},
+                     "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]},
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "{\"ok\":true}"}}},
+                ]}]},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}])]}}
+    sidecar_listeners, client_listeners, client_clusters = [], [], []
+    for v in VARIANTS:
+        sidecar_listeners.append(listener(f"plain-{v}", ports[("plain", v)], [hcm(v, False, a)]))
+        sidecar_listeners.append(listener(f"mtls-{v}", ports[("mtls", v)], [hcm(v, True, a)],
+                                          tls_context(pki, "payments-api")))
+        client_clusters.append(cluster(f"to-{v}", ports[("mtls", v)], tls_context(pki, "checkout", upstream=True)))
+        client_listeners.append(listener(f"client-{v}", ports[("client", v)], [{
+            "name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "client",
+                "route_config": {"virtual_hosts": [{"name": "out", "domains": ["*"], "routes": [
+                    {"match": {"prefix": "/"}, "route": {"cluster": f"to-{v}", "timeout": "0s"}}]}]},
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]))
+    sidecar = {"admin": admin(), "static_resources": {
+        "listeners": sidecar_listeners, "clusters": [cluster("backend", ports["backend"])]}}
+    client = {"admin": admin(), "static_resources": {"listeners": client_listeners, "clusters": client_clusters}}
+    return {"backend": backend, "sidecar": sidecar, "client": client}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+
+class Envoys:
+    def __init__(self, a):
+        self.a, self.procs = a, []
+
+    def start(self, name, config):
+        path = os.path.join(self.a.work, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        admin_file = os.path.join(self.a.work, f"{name}.admin")
+        log = open(os.path.join(self.a.work, f"{name}.log"), "w")
+        p = subprocess.Popen([self.a.envoy, "-c", path, "--concurrency", "1", "--use-dynamic-base-id",
+                              "--admin-address-path", admin_file, "--log-level", "info"],
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.procs.append(p)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if p.poll() is not None:
+                sys.exit(f"{name} Envoy exited during start-up; see {log.name}")
+            try:
+                addr = open(admin_file).read().strip()
+                if addr and urllib.request.urlopen(f"http://{addr}/ready", timeout=1).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        sys.exit(f"{name} Envoy not ready after 60 s; see {log.name}")
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+def check(port, path, variant):
+    """One request before measuring: the variant must answer 200, and pmg-all must mask."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
+    if path == "/orders":
+        masked = PANS[0].encode() not in body
+        if masked != (variant == "pmg-all"):
+            sys.exit(f"{variant}: card numbers {'passed' if not masked else 'masked'} unexpectedly")
+
+
+def wrk(a, port, path, lua):
+    cmd = ["wrk", "-t1", f"-c{a.connections}", f"-d{a.duration}s", f"http://127.0.0.1:{port}{path}"]
+    if lua:
+        cmd[1:1] = ["-s", lua]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    if non2xx:
+        sys.exit(f"wrk on :{port}{path}: {non2xx.group(1)} non-2xx answers\n{out}")
+    if not m:
+        sys.exit(f"wrk on :{port}{path}: no rate\n{out}")
+    return float(m.group(1)), errors.group(0) if errors else ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--envoy", required=True)
+    ap.add_argument("--pmg", required=True)
+    ap.add_argument("--reference", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--shapes", default=",".join(SHAPES))
+    a = ap.parse_args()
+    shapes = [s for s in a.shapes.split(",") if s]
+    for s in shapes:
+        if s not in SHAPES:
+            sys.exit(f"unknown shape {s!r}; shapes: {', '.join(SHAPES)}")
+
+    shutil.rmtree(a.work, ignore_errors=True)
+    os.makedirs(a.work)
+    subprocess.run([os.path.join(ROOT, "scripts/pki.sh"), os.path.join(a.work, "pki")],
+                   check=True, stdout=subprocess.DEVNULL)
+    orders = json_records(1 << 20, 8 << 10, seed=1)
+    with open(os.path.join(a.work, "orders.json"), "wb") as f:
+        f.write(orders)
+    post = json_records(16 << 10, 5 << 10, seed=2)
+    lua = os.path.join(a.work, "post.lua")
+    with open(lua, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\n')
+        f.write(f"wrk.body = {json.dumps(post.decode())}\n")
+
+    ports = {"backend": free_port()}
+    for v in VARIANTS:
+        for kind in ("plain", "mtls", "client"):
+            ports[(kind, v)] = free_port()
+    cfg = configs(a, ports)
+    envoys = Envoys(a)
+    results = {(s, v): [] for s in shapes for v in VARIANTS}
+    try:
+        for name in ("backend", "sidecar", "client"):
+            envoys.start(name, cfg[name])
+        for s in shapes:
+            path, _, _, mtls = SHAPES[s]
+            for v in VARIANTS:
+                check(ports[("client" if mtls else "plain", v)], path, v)
+        started = time.time()
+        for r in range(a.rounds):
+            for s in shapes:
+                path, _, unit, mtls = SHAPES[s]
+                order_ = VARIANTS[r % len(VARIANTS):] + VARIANTS[:r % len(VARIANTS)]
+                for v in order_:
+                    port = ports[("client" if mtls else "plain", v)]
+                    rate, errors = wrk(a, port, path, lua if s == "POST 16 KiB" else None)
+                    value = rate * len(orders) / 1e6 if unit == "MB/s" else rate
+                    results[(s, v)].append(value)
+                    print(f"round {r + 1}/{a.rounds}  {s:<15} {v:<10} {value:>10.1f} {unit} {errors}",
+                          file=sys.stderr, flush=True)
+                    # The sidecar log and access log grow with every request; keep the disk calm.
+                    for f in ("sidecar.log", "access.log"):
+                        p = os.path.join(a.work, f)
+                        if os.path.exists(p) and os.path.getsize(p) > (256 << 20):
+                            os.truncate(p, 0)
+        elapsed = time.time() - started
+    finally:
+        envoys.stop()
+
+    medians = {k: statistics.median(v) for k, v in results.items()}
+    out = {"rounds": a.rounds, "duration_s": a.duration, "connections": a.connections,
+           "measuring_s": round(elapsed), "shapes": {}}
+    for s in shapes:
+        unit = SHAPES[s][2]
+        floor = "copy-back" if s in BODY_SHAPES else "noop"
+        out["shapes"][s] = {"unit": unit, "floor": floor, "variants": {
+            v: {"median": round(medians[(s, v)], 1), "runs": [round(x, 1) for x in results[(s, v)]],
+                "vs_floor": round(medians[(s, v)] / medians[(s, floor)], 3),
+                "vs_noop": round(medians[(s, v)] / medians[(s, "noop")], 3),
+                "vs_none": round(medians[(s, v)] / medians[(s, "none")], 3),
+                "vs_rbac_log": round(medians[(s, v)] / medians[(s, "rbac+log")], 3)}
+            for v in VARIANTS}}
+    with open(os.path.join(a.work, "results.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(table(out))
+
+
+def table(out):
+    lines = [f"{out['rounds']} rounds of {out['duration_s']} s per variant and shape, wrk -t1 "
+             f"-c{out['connections']}, one Envoy worker; medians, and ratios of medians.", "",
+             "| shape | variant | median | to the floor | to no-op wasm | to no filter | to RBAC + access log |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for s, d in out["shapes"].items():
+        for v, r in d["variants"].items():
+            lines.append(f"| {s} | {v} | {r['median']:,.0f} {d['unit']} | {r['vs_floor']:.2f} ({d['floor']}) | "
+                         f"{r['vs_noop']:.2f} | {r['vs_none']:.2f} | {r['vs_rbac_log']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
