@@ -169,7 +169,11 @@ ACCESS_LOG_FORMAT = {
 
 def hcm(variant, mtls, a):
     filters = []
-    if variant in ("noop", "copy-back"):
+    if variant in a.compare:
+        filters.append(wasm_filter(
+            f"cmp-{variant}", a.compare[variant], pmg_config(True, mtls),
+            {"PCI_MESH_GUARD_AUDIT_KEY": "bench-audit-key-0123456789"}))
+    elif variant in ("noop", "copy-back"):
         filters.append(wasm_filter(f"ref-{variant}", a.reference, variant))
     elif variant == "rbac+log":
         filters += rbac_filters(mtls)
@@ -248,7 +252,7 @@ def configs(a, ports):
             "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}])]}}
     sidecar_listeners, client_listeners, client_clusters = [], [], []
-    for v in VARIANTS:
+    for v in a.variants:
         sidecar_listeners.append(listener(f"plain-{v}", ports[("plain", v)], [hcm(v, False, a)]))
         sidecar_listeners.append(listener(f"mtls-{v}", ports[("mtls", v)], [hcm(v, True, a)],
                                           tls_context(pki, "payments-api")))
@@ -304,12 +308,15 @@ class Envoys:
             p.wait()
 
 
+COMPARED = set()
+
+
 def check(port, path, variant):
     """One request before measuring: the variant must answer 200, and pmg-all must mask."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
     if path == "/orders":
         masked = PANS[0].encode() not in body
-        if masked != (variant == "pmg-all"):
+        if masked != (variant == "pmg-all" or variant in COMPARED):
             sys.exit(f"{variant}: card numbers {'passed' if not masked else 'masked'} unexpectedly")
 
 
@@ -338,7 +345,12 @@ def main():
     ap.add_argument("--duration", type=int, default=4)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--compare", action="append", default=[], metavar="LABEL=WASM",
+                    help="also measure this build of pci-mesh-guard, everything on, as variant LABEL")
     a = ap.parse_args()
+    a.compare = dict(c.split("=", 1) for c in a.compare)
+    a.variants = VARIANTS + list(a.compare)
+    COMPARED.update(a.compare)
     shapes = [s for s in a.shapes.split(",") if s]
     for s in shapes:
         if s not in SHAPES:
@@ -358,24 +370,25 @@ def main():
         f.write(f"wrk.body = {json.dumps(post.decode())}\n")
 
     ports = {"backend": free_port()}
-    for v in VARIANTS:
+    for v in a.variants:
         for kind in ("plain", "mtls", "client"):
             ports[(kind, v)] = free_port()
     cfg = configs(a, ports)
     envoys = Envoys(a)
-    results = {(s, v): [] for s in shapes for v in VARIANTS}
+    results = {(s, v): [] for s in shapes for v in a.variants}
     try:
         for name in ("backend", "sidecar", "client"):
             envoys.start(name, cfg[name])
         for s in shapes:
             path, _, _, mtls = SHAPES[s]
-            for v in VARIANTS:
+            for v in a.variants:
                 check(ports[("client" if mtls else "plain", v)], path, v)
         started = time.time()
         for r in range(a.rounds):
             for s in shapes:
                 path, _, unit, mtls = SHAPES[s]
-                order_ = VARIANTS[r % len(VARIANTS):] + VARIANTS[:r % len(VARIANTS)]
+                n = len(a.variants)
+                order_ = a.variants[r % n:] + a.variants[:r % n]
                 for v in order_:
                     port = ports[("client" if mtls else "plain", v)]
                     rate, errors = wrk(a, port, path, lua if s == "POST 16 KiB" else None)
@@ -404,7 +417,7 @@ def main():
                 "vs_noop": round(medians[(s, v)] / medians[(s, "noop")], 3),
                 "vs_none": round(medians[(s, v)] / medians[(s, "none")], 3),
                 "vs_rbac_log": round(medians[(s, v)] / medians[(s, "rbac+log")], 3)}
-            for v in VARIANTS}}
+            for v in a.variants}}
     with open(os.path.join(a.work, "results.json"), "w") as f:
         json.dump(out, f, indent=1)
     print(table(out))
