@@ -100,6 +100,10 @@ impl Host for BenchHost {
     fn send_local_reply(&self, _: u32, _: &[(&str, &str)], _: &[u8]) -> Result<(), HostError> {
         Ok(())
     }
+    fn set_filter_state(&self, _: &str, value: &[u8]) -> Result<(), HostError> {
+        self.logged.set(self.logged.get() + value.len());
+        Ok(())
+    }
     fn reset(&self, _: Direction) {}
     fn increment(&self, _: Metric, _: u64) {}
     fn log(&self, _: LogLevel, message: &str) {

@@ -99,7 +99,8 @@ up() {
     "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
     "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
-    "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port"
+    "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port" \
+    "AUDIT_LOG=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /mesh/audit.log || echo "$dir/audit.log")"
   render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
     "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
     "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"
@@ -119,7 +120,7 @@ up() {
   envoy=$("$root/scripts/envoy.sh")
   for side in server client; do
     start "$side" "$envoy" -c "$dir/$side.yaml" --use-dynamic-base-id --concurrency 1 \
-      --admin-address-path "$dir/$side.admin"
+      --admin-address-path "$dir/$side.admin" --file-flush-interval-msec 1000
     wait_ready "$side" "$dir/$side.admin" "$(awk -v n="$side" '$1 == n { print $2 }' "$dir/pids")" || {
       down "$dir"
       exit 1

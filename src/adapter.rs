@@ -109,6 +109,10 @@ impl Host for WasmHost {
         hostcalls::send_http_response(status, headers.to_vec(), Some(body)).map_err(host_error)
     }
 
+    fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_property(vec![name], Some(value)).map_err(host_error)
+    }
+
     fn reset(&self, dir: Direction) {
         let _ = match dir {
             Direction::Request => hostcalls::reset_http_request(),

@@ -139,15 +139,24 @@ pub struct ConfigEvent {
     pub rules: usize,
     /// The policy linter's findings.
     pub findings: Vec<Finding>,
+    /// With the `access_log` sink: the chain its access events are sealed in (in Envoy's access
+    /// log), while this event and the other VM events stay in the proxy log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_chain: Option<String>,
     /// Weaknesses of the audit trail itself (no key, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
-/// Seals events into one chain and renders each as its log line. One per VM, owned by the root
+/// Seals events into the VM's chains and renders each as its line. One per VM, owned by the root
 /// context and shared (`Rc<RefCell<_>>`) with every request of that VM.
 pub struct Auditor {
+    /// Every event written to the proxy log (all of them, but with the `access_log` sink).
     chain: chain::Chain,
+    /// With the `access_log` sink, the access events, which Envoy's access log writes to a file of
+    /// its own: a chain per file, so that each file verifies alone. Its id is the VM chain's id
+    /// followed by `.access`.
+    access_chain: chain::Chain,
     /// The `otlp_http` sink's queue, when configured.
     pub shipper: Option<otlp::Shipper>,
     /// Events the sink's full queue refused since the last `audit_failure` report.
@@ -184,6 +193,7 @@ impl Auditor {
             None => (None, None),
         };
         Auditor {
+            access_chain: chain::Chain::new(format!("{chain_id}.access"), key.clone()),
             chain: chain::Chain::new(chain_id, key),
             shipper: None,
             unreported_drops: 0,
@@ -228,6 +238,16 @@ impl Auditor {
         line
     }
 
+    /// The access event's sealed line for the `access_log` sink (its own chain; never shipped).
+    pub fn access_line<T: Serialize>(&mut self, event: &T) -> String {
+        self.access_chain.seal(&to_line(event))
+    }
+
+    /// The id of the chain of the `access_log` sink's events.
+    pub fn access_chain_id(&self) -> &str {
+        self.access_chain.id()
+    }
+
     /// Sets up (or keeps, or removes) the `otlp_http` sink for a newly accepted configuration.
     /// Events still queued for a sink that goes away are counted as dropped, so the next report
     /// (an `audit_failure` event) says they never left.
@@ -263,8 +283,9 @@ pub struct AuditFailureEvent {
     pub schema: &'static str,
     pub ts: String,
     pub event: &'static str,
-    /// `queue_full`, `rejected` (partialSuccess), `delivery_failed`, or `log_unavailable` (the
-    /// proxy log was off and no other sink took the events).
+    /// `queue_full`, `rejected` (partialSuccess), `delivery_failed`, `log_unavailable` (the
+    /// proxy log was off and no other sink took the events), or `state_unavailable` (the host
+    /// refused an access event's filter state).
     pub reason: &'static str,
     pub dropped: u64,
     pub detail: String,

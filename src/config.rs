@@ -76,9 +76,24 @@ pub enum CompressedBody {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sink {
+    /// Every event in the proxy log.
     #[default]
     Log,
+    /// Every event in the proxy log, and shipped to an OpenTelemetry collector.
     OtlpHttp,
+    /// Access events in filter state (`wasm.pmg_audit`), written by Envoy's access log; the
+    /// other events in the proxy log.
+    AccessLog,
+}
+
+impl Sink {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sink::Log => "log",
+            Sink::OtlpHttp => "otlp_http",
+            Sink::AccessLog => "access_log",
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -12,14 +12,17 @@ use std::rc::Rc;
 
 use crate::audit::{self, AccessEvent, PanCounts, RequestInfo, SharedAuditor};
 use crate::authz::{Authentication, Decision, PanGrant, Reason};
-use crate::config::{CompressedBody, Mode, Policy};
+use crate::config::{CompressedBody, Mode, Policy, Sink};
 use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
 use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
 pub use configure::configure;
 pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
-pub use sink::{audit_answer, audit_dispatch_failed, audit_tick, emit, trail_unavailable};
+pub use sink::{
+    audit_answer, audit_dispatch_failed, audit_tick, emit, emit_access, trail_unavailable,
+    AUDIT_STATE,
+};
 
 use redaction::{
     audit_safe, body_stream, is_encoded, is_json, redact_entries, redact_map, HeaderMap,
@@ -71,6 +74,8 @@ pub struct RequestFlow {
     status: Option<u32>,
     req: Side,
     resp: Side,
+    /// The filter answered the request itself (a denial): its own reply is not redacted.
+    replied: bool,
     /// The access event has been written (at denial); the end of the stream must not write another.
     event_written: bool,
 }
@@ -92,6 +97,7 @@ impl RequestFlow {
             status: None,
             req: Side::default(),
             resp: Side::default(),
+            replied: false,
             event_written: false,
         }
     }
@@ -148,7 +154,7 @@ impl RequestFlow {
             return self.deny(host, 403, "forbidden", None);
         }
         // No request is served while its audit event could not be written or shipped.
-        if enforce && trail_unavailable(host, &self.auditor) {
+        if enforce && trail_unavailable(host, &self.auditor, policy.audit.sink) {
             return self.deny(host, 503, "unavailable", Some("audit_unavailable"));
         }
 
@@ -213,7 +219,7 @@ impl RequestFlow {
 
     pub fn on_response_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
         let policy = match &self.policy {
-            Some(p) if !self.event_written && self.resp.opts.is_some() => p.clone(),
+            Some(p) if !self.replied && self.resp.opts.is_some() => p.clone(),
             // No configuration, or the filter's own local reply: nothing to redact.
             _ => {
                 if self.status.is_none() {
@@ -330,7 +336,9 @@ impl RequestFlow {
         }
     }
 
-    /// Answers locally and writes the access event now.
+    /// Answers locally and writes the access event now, or with the `access_log` sink when the
+    /// stream ends (its filter state is written then, and sealing at that moment keeps the
+    /// chain in the order Envoy writes it).
     fn deny<H: Host>(
         &mut self,
         host: &H,
@@ -341,7 +349,10 @@ impl RequestFlow {
         self.override_reason = reason;
         self.reply(host, status, error);
         self.status = Some(status);
-        self.write_event(host);
+        self.replied = true;
+        if self.policy.as_ref().map(|p| p.audit.sink) != Some(Sink::AccessLog) {
+            self.write_event(host);
+        }
         Verdict::Stop
     }
 
@@ -457,7 +468,7 @@ impl RequestFlow {
             pan_tokens: tokens.map(|t| t.list().to_vec()).unwrap_or_default(),
             unscannable,
         };
-        emit(host, &self.auditor, &event);
+        emit_access(host, &self.auditor, &event, policy.audit.sink);
     }
 }
 

@@ -166,6 +166,9 @@ pub trait Host {
     /// Aborts the stream: the last resort when neither passing nor answering is safe.
     fn reset(&self, dir: Direction);
     fn increment(&self, metric: Metric, by: u64);
+    /// Sets this stream's filter state `wasm.<name>`, which Envoy's access log can write
+    /// (`%FILTER_STATE(wasm.<name>:PLAIN)%`).
+    fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Writes a line to the proxy log, which drops it when `level` is below `log_level()`.
     fn log(&self, level: LogLevel, message: &str);
     /// The lowest level the proxy log writes for this plugin right now (Envoy's `wasm` component

@@ -22,7 +22,7 @@ fn validate(manifests: &[PathBuf]) -> std::process::Output {
 
 #[test]
 fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
-    let manifests: Vec<PathBuf> = ["wasmplugin.yaml", "envoyfilter.yaml"]
+    let manifests: Vec<PathBuf> = ["wasmplugin.yaml", "envoyfilter.yaml", "telemetry.yaml"]
         .iter()
         .map(|f| mesh::root().join("envoy-config/istio").join(f))
         .collect();
@@ -79,4 +79,24 @@ fn the_validator_refuses_a_manifest_istio_would_refuse() {
         assert!(stderr.contains(named), "{name}: {stderr}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The Istio instructions for the `access_log` sink use the same format and filter as the sidecar
+/// configuration the end-to-end tests run (tests/audits_to_envoys_access_log.rs).
+#[test]
+fn istio_access_log_matches_the_tested_sidecar() {
+    let read = |p: &str| std::fs::read_to_string(mesh::root().join(p)).unwrap();
+    let istio = read("envoy-config/istio/telemetry.yaml");
+    let sidecar = read("envoy-config/server-sidecar.yaml");
+    for needle in [
+        "%FILTER_STATE(wasm.pmg_audit:PLAIN)%\\n",
+        "expression: \"'wasm.pmg_audit' in filter_state\"",
+    ] {
+        assert!(istio.contains(needle), "telemetry.yaml lacks {needle}");
+        assert!(sidecar.contains(needle), "server-sidecar.yaml lacks {needle}");
+    }
+    assert!(
+        pci_mesh_guard::filter::AUDIT_STATE == "pmg_audit",
+        "the plugin's filter state name changed"
+    );
 }

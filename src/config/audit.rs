@@ -27,10 +27,10 @@ pub struct AuditSettings {
 }
 
 /// The `audit` section: with `sink: "otlp_http"` a `cluster` is required and the other keys have
-/// defaults; with `sink: "log"` the collector's keys would have no effect and are refused.
+/// defaults; with `log` or `access_log` the collector's keys would have no effect and are refused.
 pub(super) fn compile_audit(a: RawAudit) -> Result<AuditSettings, ConfigError> {
     let at = |k: &str| format!("audit.{k}");
-    if a.sink == Sink::Log {
+    if a.sink != Sink::OtlpHttp {
         let given = [
             ("cluster", a.cluster.is_some()),
             ("authority", a.authority.is_some()),
@@ -48,7 +48,7 @@ pub(super) fn compile_audit(a: RawAudit) -> Result<AuditSettings, ConfigError> {
             ));
         }
         return Ok(AuditSettings {
-            sink: Sink::Log,
+            sink: a.sink,
             otlp: None,
         });
     }

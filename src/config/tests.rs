@@ -27,6 +27,12 @@ fn empty_configuration_means_all_defaults() {
         assert_eq!(r.masking, Masking::default());
         assert_eq!(r.compressed_body, CompressedBody::Block);
         assert_eq!(p.audit.sink, Sink::Log);
+        assert_eq!(
+            Policy::parse(br#"{"audit":{"sink":"access_log"}}"#)
+                .map(|p| p.audit.sink)
+                .ok(),
+            Some(Sink::AccessLog)
+        );
     }
 }
 
@@ -224,6 +230,10 @@ fn impossible_values_are_rejected_with_their_path() {
         (
             r#"{"audit":{"cluster":"otel"}}"#,
             "audit.cluster: only has an effect with sink \"otlp_http\"",
+        ),
+        (
+            r#"{"audit":{"sink":"access_log","required":true}}"#,
+            "audit.required: only has an effect with sink \"otlp_http\"",
         ),
         (
             r#"{"audit":{"sink":"otlp_http","cluster":"otel","max_batch":0}}"#,

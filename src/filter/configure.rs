@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::audit::{self, ConfigEvent, SharedAuditor};
-use crate::config::Policy;
+use crate::config::{Policy, Sink};
 use crate::host::{Host, LogLevel};
 
 use super::{emit, LOG_PREFIX};
@@ -29,6 +29,7 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
         mode: None,
         rules: 0,
         findings: Vec::new(),
+        access_chain: None,
         warnings: Vec::new(),
     };
     if !keyed {
@@ -42,6 +43,12 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
             event.mode = Some(policy.mode.as_str());
             event.rules = policy.authorizer.rules.len();
             event.findings = policy.findings.clone();
+            if policy.audit.sink == Sink::AccessLog {
+                event.access_chain = auditor
+                    .try_borrow()
+                    .ok()
+                    .map(|a| a.access_chain_id().to_owned());
+            }
             if let Ok(mut a) = auditor.try_borrow_mut() {
                 a.configure_sink(policy.audit.otlp.clone());
             }

@@ -2,6 +2,7 @@
 //! `otlp_http` sink driven from the root context (timer, answers, failures).
 
 use crate::audit::{self, SharedAuditor};
+use crate::config::Sink;
 use crate::host::{Host, LogLevel, Metric};
 
 use super::LOG_PREFIX;
@@ -72,13 +73,50 @@ fn write<H: Host, T: serde::Serialize>(
     host.increment(Metric::AuditEmitted, 1);
 }
 
-/// No event of a request let through now could be written anywhere: the proxy log is off and
-/// there is no other sink, or the `required` sink's queue is full. Such requests are refused.
-pub fn trail_unavailable<H: Host>(host: &H, auditor: &SharedAuditor) -> bool {
+/// No access event of a request let through now could be written anywhere: the proxy log is off
+/// and no other sink takes access events, or the `required` sink's queue is full. Such requests
+/// are refused.
+pub fn trail_unavailable<H: Host>(host: &H, auditor: &SharedAuditor, sink: Sink) -> bool {
     let Ok(a) = auditor.try_borrow() else {
         return true;
     };
-    a.must_refuse() || (a.shipper.is_none() && host.log_level().is_none())
+    a.must_refuse() || (sink == Sink::Log && a.shipper.is_none() && host.log_level().is_none())
+}
+
+/// The filter state Envoy's access log reads the `access_log` sink's events from
+/// (`%FILTER_STATE(wasm.pmg_audit:PLAIN)%`).
+pub const AUDIT_STATE: &str = "pmg_audit";
+
+/// Writes a request's access event: with the `access_log` sink into the stream's filter state,
+/// sealed in the access chain, for Envoy's access log to write when the stream ends (it runs
+/// right after `on_log`, on the same worker, so the log keeps the chain's order); otherwise as
+/// every other event (`emit`).
+pub fn emit_access<H: Host, T: serde::Serialize>(
+    host: &H,
+    auditor: &SharedAuditor,
+    event: &T,
+    sink: Sink,
+) {
+    if sink != Sink::AccessLog {
+        return emit(host, auditor, event);
+    }
+    let line = match auditor.try_borrow_mut() {
+        Ok(mut a) => a.access_line(event),
+        Err(_) => {
+            host.increment(Metric::AuditDropped, 1);
+            return;
+        }
+    };
+    match host.set_filter_state(AUDIT_STATE, line.as_bytes()) {
+        Ok(()) => host.increment(Metric::AuditEmitted, 1),
+        Err(e) => report_failure(
+            host,
+            auditor,
+            "state_unavailable",
+            1,
+            format!("filter state wasm.{AUDIT_STATE} refused: {e}"),
+        ),
+    }
 }
 
 /// The root context's timer: reports events the sink had to refuse, and returns the body of the

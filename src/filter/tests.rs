@@ -27,6 +27,11 @@ struct FakeHost {
     replies: RefCell<Vec<Reply>>,
     resets: RefCell<Vec<Direction>>,
     metrics: RefCell<HashMap<String, u64>>,
+    /// Filter state set by the flow (`set_filter_state`), by name, as Envoy keeps it: one value
+    /// per stream and name (the tests use one host per stream, or clear it between streams).
+    state: RefCell<HashMap<String, Vec<u8>>>,
+    /// Refuse `set_filter_state`.
+    failing_state: bool,
     /// The lines the proxy log kept: like Envoy, the fake drops those below its level.
     logs: RefCell<Vec<(LogLevel, String)>>,
     /// The proxy's log level for the plugin (`info` when unset), and whether the log is off.
@@ -180,6 +185,16 @@ impl Host for FakeHost {
         self.count("send_local_reply", body.len());
         let body = String::from_utf8(body.to_vec()).unwrap();
         self.replies.borrow_mut().push((status, headers, body));
+        Ok(())
+    }
+    fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.count("set_filter_state", name.len() + value.len());
+        if self.failing_state {
+            return Err(HostError("NotFound".into()));
+        }
+        self.state
+            .borrow_mut()
+            .insert(format!("wasm.{name}"), value.to_vec());
         Ok(())
     }
     fn reset(&self, dir: Direction) {
@@ -892,6 +907,7 @@ fn events_queued_for_a_sink_the_next_configuration_removes_are_reported_lost() {
     assert_eq!(failure["dropped"], 2);
 }
 
+mod access_log_sink;
 mod audit_trail;
 mod connections;
 mod cost;

@@ -52,9 +52,10 @@ pub fn joined_digits_for_tests(line: &str) -> String {
     joined_digits(line)
 }
 
-/// Fails when a test PAN appears in a sidecar log: neither Envoy nor the filter may ever log one.
+/// Fails when a test PAN appears in a sidecar log or in the audit access log: neither Envoy nor
+/// the filter may ever write one.
 fn assert_no_pan_in_logs(mesh: &Mesh) {
-    for name in ["server", "client"] {
+    for name in ["server", "client", "audit"] {
         for (n, line) in mesh.log(name).lines().enumerate() {
             let digits = joined_digits(line);
             if let Some(pan) = TEST_PANS.iter().find(|p| digits.contains(*p)) {
@@ -68,13 +69,16 @@ fn assert_no_pan_in_logs(mesh: &Mesh) {
     }
 }
 
-/// Fails when an audit event in the server sidecar's log is not a JSON object naming each key
-/// once at every level (RFC 8259: parsers disagree on which copy of a repeated key they keep).
+/// Fails when an audit event in the server sidecar's log or its audit access log is not a JSON
+/// object naming each key once at every level (RFC 8259: parsers disagree on which copy of a
+/// repeated key they keep).
 fn assert_events_name_each_key_once(mesh: &Mesh) {
-    for (n, line) in mesh.log("server").lines().enumerate() {
-        if let Some(text) = pci_mesh_guard::audit::verify::event_text(line) {
-            if let Err(e) = pci_mesh_guard::audit::json::parse_unique(text) {
-                panic!("server.log line {}: {e}: {text}", n + 1);
+    for name in ["server", "audit"] {
+        for (n, line) in mesh.log(name).lines().enumerate() {
+            if let Some(text) = pci_mesh_guard::audit::verify::event_text(line) {
+                if let Err(e) = pci_mesh_guard::audit::json::parse_unique(text) {
+                    panic!("{name}.log line {}: {e}: {text}", n + 1);
+                }
             }
         }
     }
@@ -384,6 +388,7 @@ impl<'a> MeshBuilder<'a> {
                 ("TOKEN_KEY", TOKEN_KEY.into()),
                 ("OTEL_PORT", otel_port.to_string()),
                 ("RAW_PORT", "0".into()),
+                ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
             ],
         );
         let admin = mesh.start_envoy("server", &server_yaml)?;
@@ -493,6 +498,8 @@ impl Mesh {
                 .arg("--admin-address-path")
                 .arg(&admin_file)
                 .args(["--concurrency", "1", "--drain-time-s", "1"])
+                // The audit access log reaches its file within 200 ms (Envoy's default is 10 s).
+                .args(["--file-flush-interval-msec", "200"])
                 .args(&self.envoy_args),
         );
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -610,6 +617,11 @@ impl Mesh {
 
     pub fn log(&self, name: &str) -> String {
         fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// What the server sidecar's access log wrote for the plugin's `access_log` sink.
+    pub fn audit_log(&self) -> String {
+        fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default()
     }
 
     /// Runs the audit trail verifier over the server sidecar's whole log.
