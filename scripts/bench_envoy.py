@@ -10,7 +10,9 @@ this shared machine hits every variant alike. The result is medians and ratios, 
 Variants: no HTTP filter; the reference filters (a no-op proxy-wasm filter, and one that reads each
 body chunk and writes it back: bench/reference-filter); Envoy's RBAC with equivalent rules plus a
 JSON file access log; pci-mesh-guard with authorization only; pci-mesh-guard with everything on
-(20 rules, all four redaction places, one audit event per request in the proxy log).
+(20 rules, all four redaction places, one audit event per request). Both pci-mesh-guard variants use
+the access_log sink (the event written by a file access log, as the RBAC variant's is); pmg-all-log
+is everything on with the log sink (the event in the proxy log, at info, to a file).
 
 Shapes: GET without body (plaintext, and through the mTLS mesh), POST of a 16 KiB JSON body with a
 few card numbers, GET of a 1 MiB JSON response of order records with a card number every ~8 KiB.
@@ -31,7 +33,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKOUT = "spiffe://cluster.local/ns/shop/sa/checkout"
 
-VARIANTS = ["none", "noop", "copy-back", "rbac+log", "pmg-authz", "pmg-all"]
+VARIANTS = ["none", "noop", "copy-back", "rbac+log", "pmg-authz", "pmg-all", "pmg-all-log"]
 SHAPES = {
     # name: (path, uses the backend, unit, mTLS)
     "GET": ("/get", False, "req/s", False),
@@ -89,7 +91,7 @@ def json_records(size, pan_every, seed):
 # Envoy configurations
 # ---------------------------------------------------------------------------------------------
 
-def pmg_config(everything, mtls):
+def pmg_config(everything, mtls, sink="access_log"):
     """20 rules; with mTLS the checkout caller matches rule 19, in plaintext the default allows."""
     rules = [{"name": "nobody-reaches-admin", "action": "deny", "paths": ["/admin", "/admin/*"]}]
     for i in range(18):
@@ -103,7 +105,7 @@ def pmg_config(everything, mtls):
         "identity": {"require_mtls": mtls, "trust_domains": ["cluster.local"]},
         "authorization": {"default_action": "deny" if mtls else "allow", "rules": rules},
         "redaction": {"request_headers": on, "request_body": on, "response_headers": on, "response_body": on},
-        "audit": {"sink": "log"},
+        "audit": {"sink": sink},
     })
 
 
@@ -173,6 +175,10 @@ def hcm(variant, mtls, a):
         filters.append(wasm_filter(
             f"cmp-{variant}", a.compare[variant], pmg_config(True, mtls),
             {"PCI_MESH_GUARD_AUDIT_KEY": "bench-audit-key-0123456789"}))
+    elif variant == "pmg-all-log":
+        filters.append(wasm_filter(
+            variant, a.pmg, pmg_config(True, mtls, "log"),
+            {"PCI_MESH_GUARD_AUDIT_KEY": "bench-audit-key-0123456789"}))
     elif variant in ("noop", "copy-back"):
         filters.append(wasm_filter(f"ref-{variant}", a.reference, variant))
     elif variant == "rbac+log":
@@ -197,6 +203,16 @@ def hcm(variant, mtls, a):
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": os.path.join(a.work, "access.log"),
             "log_format": {"json_format": ACCESS_LOG_FORMAT}}}]
+    elif variant.startswith("pmg-") or variant in a.compare:
+        # The access_log sink's events, as envoy-config/server-sidecar.yaml writes them.
+        config["access_log"] = [{"name": "envoy.access_loggers.file", "filter": {"extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                "expression": "'wasm.pmg_audit' in filter_state"}}},
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": os.path.join(a.work, "audit.log"),
+                "log_format": {"text_format_source": {"inline_string": "%FILTER_STATE(wasm.pmg_audit:PLAIN)%\n"}}}}]
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
 
 
@@ -303,9 +319,15 @@ class Envoys:
         sys.exit(f"{name} Envoy not ready after 60 s; see {log.name}")
 
     def stop(self):
+        # SIGTERM: Envoy flushes its access logs on the way out.
         for p in self.procs:
-            p.kill()
-            p.wait()
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 COMPARED = set()
@@ -316,7 +338,7 @@ def check(port, path, variant):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
     if path == "/orders":
         masked = PANS[0].encode() not in body
-        if masked != (variant == "pmg-all" or variant in COMPARED):
+        if masked != (variant in ("pmg-all", "pmg-all-log") or variant in COMPARED):
             sys.exit(f"{variant}: card numbers {'passed' if not masked else 'masked'} unexpectedly")
 
 
@@ -397,7 +419,7 @@ def main():
                     print(f"round {r + 1}/{a.rounds}  {s:<15} {v:<10} {value:>10.1f} {unit} {errors}",
                           file=sys.stderr, flush=True)
                     # The sidecar log and access log grow with every request; keep the disk calm.
-                    for f in ("sidecar.log", "access.log"):
+                    for f in ("sidecar.log", "access.log", "audit.log"):
                         p = os.path.join(a.work, f)
                         if os.path.exists(p) and os.path.getsize(p) > (256 << 20):
                             os.truncate(p, 0)
@@ -405,6 +427,13 @@ def main():
     finally:
         envoys.stop()
 
+    audit_log = os.path.join(a.work, "audit.log")
+    events = 0
+    if os.path.exists(audit_log):
+        with open(audit_log, "rb") as f:
+            events = sum(1 for line in f if line.startswith(b'{"schema":"pci-mesh-guard/audit/v1"'))
+    if events == 0:
+        sys.exit("the access_log sink's events never reached audit.log")
     medians = {k: statistics.median(v) for k, v in results.items()}
     out = {"rounds": a.rounds, "duration_s": a.duration, "connections": a.connections,
            "measuring_s": round(elapsed), "shapes": {}}

@@ -93,7 +93,10 @@ fn istio_access_log_matches_the_tested_sidecar() {
         "expression: \"'wasm.pmg_audit' in filter_state\"",
     ] {
         assert!(istio.contains(needle), "telemetry.yaml lacks {needle}");
-        assert!(sidecar.contains(needle), "server-sidecar.yaml lacks {needle}");
+        assert!(
+            sidecar.contains(needle),
+            "server-sidecar.yaml lacks {needle}"
+        );
     }
     assert!(
         pci_mesh_guard::filter::AUDIT_STATE == "pmg_audit",

@@ -47,13 +47,18 @@ pub fn mac(key: Option<&[u8]>, prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut s, bytes);
+    s
+}
+
+/// Appends `bytes` in lower-case hex.
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         s.push(char::from(DIGITS[usize::from(b >> 4)]));
         s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
-    s
 }
 
 pub fn unhex(s: &str) -> Option<[u8; 32]> {
@@ -89,7 +94,8 @@ pub fn new_chain_id(seed: u64) -> String {
 /// One VM's chain of events.
 pub struct Chain {
     id: String,
-    key: Option<Vec<u8>>,
+    /// The HMAC keyed once (its inner and outer pads already hashed); each event clones it.
+    keyed: Option<Hmac<Sha256>>,
     seq: u64,
     prev: [u8; 32],
 }
@@ -98,35 +104,54 @@ impl Chain {
     pub fn new(id: String, key: Option<Vec<u8>>) -> Chain {
         Chain {
             id,
-            key,
+            keyed: key.and_then(|k| Hmac::<Sha256>::new_from_slice(&k).ok()),
             seq: 0,
             prev: [0; 32],
         }
     }
 
     pub fn keyed(&self) -> bool {
-        self.key.is_some()
+        self.keyed.is_some()
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// Seals an event given as its JSON object text: appends `seq`, `chain`, `alg`, then `mac`.
-    pub fn seal(&mut self, event: &str) -> String {
+    /// Seals an event given as its JSON object text: appends `seq`, `chain`, `alg`, then `mac`,
+    /// in the event's own buffer.
+    pub fn seal(&mut self, event: impl Into<String>) -> String {
+        use std::fmt::Write;
         self.seq += 1;
-        let open = event.strip_suffix('}').unwrap_or("{");
-        let sep = if open.ends_with('{') { "" } else { "," };
-        let canonical = format!(
-            r#"{open}{sep}"seq":{},"chain":"{}","alg":"{}"}}"#,
-            self.seq,
-            self.id,
-            alg(self.keyed())
+        let mut line = event.into();
+        if line.pop() != Some('}') {
+            line = String::from("{");
+        }
+        if !line.ends_with('{') {
+            line.push(',');
+        }
+        let alg = alg(self.keyed());
+        // Writing to a String cannot fail.
+        let _ = write!(
+            line,
+            r#""seq":{},"chain":"{}","alg":"{alg}"}}"#,
+            self.seq, self.id
         );
-        let mac = mac(self.key.as_deref(), &self.prev, canonical.as_bytes());
+        let mac: [u8; 32] = match &self.keyed {
+            Some(keyed) => {
+                let mut m = keyed.clone();
+                m.update(&self.prev);
+                m.update(line.as_bytes());
+                m.finalize().into_bytes().into()
+            }
+            None => mac(None, &self.prev, line.as_bytes()),
+        };
         self.prev = mac;
-        let body = canonical.strip_suffix('}').unwrap_or(&canonical);
-        format!(r#"{body},"mac":"{}"}}"#, hex(&mac))
+        line.pop();
+        line.push_str(r#","mac":""#);
+        push_hex(&mut line, &mac);
+        line.push_str(r#""}"#);
+        line
     }
 }
 

@@ -9,7 +9,7 @@ fn log(n: usize, key: Option<&[u8]>) -> Vec<String> {
     let mut c = Chain::new("0123abcd".into(), key.map(<[u8]>::to_vec));
     (0..n)
         .map(|i| {
-            c.seal(&format!(
+            c.seal(format!(
                 r#"{{"schema":"{SCHEMA}","ts":"2026-11-25T00:00:0{}.000Z","event":"access","request":{{"id":"r{i}"}}}}"#,
                 i % 10
             ))
@@ -115,9 +115,9 @@ mod properties {
 fn an_event_naming_a_key_twice_is_refused_even_with_a_valid_mac() {
     let mut c = Chain::new("dup".into(), Some(KEY.to_vec()));
     let lines = [
-        c.seal(&format!(r#"{{"schema":"{SCHEMA}","event":"config"}}"#)),
+        c.seal(format!(r#"{{"schema":"{SCHEMA}","event":"config"}}"#)),
         // Sealed by the right key, so only the repeated key is wrong with it.
-        c.seal(&format!(
+        c.seal(format!(
             r#"{{"schema":"{SCHEMA}","event":"access","decision":"deny","decision":"allow"}}"#
         )),
     ];
