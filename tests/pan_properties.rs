@@ -205,9 +205,29 @@ fn reference(t: &[u8], o: &Options) -> (Vec<u8>, usize) {
             out[i] = fill;
         }
         if bare {
-            let d: Vec<u8> = positions.iter().map(|&i| out[i]).collect();
-            if luhn(&d) && has_brand(&d) {
-                out[*hidden.last().unwrap()] = b'8';
+            // The last hidden digit is the first of 9, 8, ... 0 with which no window that starts
+            // with this number (alone, or joined with the groups after it) is a card number.
+            let last = *hidden.last().unwrap();
+            let groups = groups_of(&out);
+            let k = groups.iter().position(|&g| g == w[0]).unwrap();
+            for d in b"9876543210" {
+                out[last] = *d;
+                let mut digits = vec![];
+                let mut pan = false;
+                for j in k..groups.len() {
+                    let (s, e) = groups[j];
+                    if j > k && (!is_separator(&out[groups[j - 1].1..s]) || e - s < 3) {
+                        break;
+                    }
+                    if digits.len() + (e - s) > 19 {
+                        break;
+                    }
+                    digits.extend_from_slice(&out[s..e]);
+                    pan |= digits.len() >= 12 && luhn(&digits) && has_brand(&digits);
+                }
+                if !pan {
+                    break;
+                }
             }
             from = w.last().unwrap().1;
         } else {

@@ -288,6 +288,35 @@ fn inside_hex_blob(buf: &[u8], s: usize, e: usize, at_end: bool) -> Option<bool>
     Some(false)
 }
 
+/// Whether a window starting with the digit group `buf[s..e]` (alone, or joined with the groups
+/// after it, as `decide` joins them) has a brand's prefix and length and passes the Luhn check.
+fn starts_a_pan(buf: &[u8], s: usize, e: usize) -> bool {
+    let mut digits = [0u8; MAX_DIGITS];
+    let mut total = 0;
+    let (mut gs, mut ge) = (s, e);
+    loop {
+        for &d in buf.get(gs..ge).unwrap_or(&[]) {
+            match digits.get_mut(total) {
+                Some(slot) => *slot = d,
+                None => return false,
+            }
+            total += 1;
+        }
+        if digits.get(..total).and_then(classify).is_some() {
+            return true;
+        }
+        let next = match separator(buf, ge) {
+            Sep::Yes(n) => ge + n,
+            Sep::Partial | Sep::No => return false,
+        };
+        let end = digits_end(buf, next);
+        if end - next < 3 {
+            return false;
+        }
+        (gs, ge) = (next, end);
+    }
+}
+
 /// Whether `buf[s..e]` lies inside a UUID (8-4-4-4-12 hex digits); `None` when the buffer ends
 /// before the answer is known.
 fn inside_uuid(buf: &[u8], s: usize, e: usize, at_end: bool) -> Option<bool> {
@@ -350,14 +379,19 @@ fn mask(buf: &mut [u8], groups: &Groups, opts: &Options) -> Option<usize> {
         }
     }
     if bare {
-        // Nines with the kept digits could still spell a valid card number; one digit changed
-        // breaks its Luhn check for certain. The group stays one run of digits, so nothing is
-        // scanned again.
+        // Nines with the kept digits could still spell a valid card number, alone or joined with
+        // the groups after the number ("6999999999999905 428"). The last hidden digit is chosen so
+        // that none of those windows passes: each window's Luhn check rules out one value of it,
+        // and there are at most six windows for ten values. Nothing before a bare number is a
+        // digit group, and nothing is scanned again: the group stays one run of digits.
         let (s, e) = (first_start, groups.ranges.first()?.1);
         if let Some(i) = last_hidden {
-            if buf.get(s..e).and_then(classify).is_some() {
-                if let Some(d) = buf.get_mut(i) {
-                    *d = b'8';
+            for d in [b'9', b'8', b'7', b'6', b'5', b'4', b'3', b'2', b'1', b'0'] {
+                if let Some(slot) = buf.get_mut(i) {
+                    *slot = d;
+                }
+                if !starts_a_pan(buf, s, e) {
+                    break;
                 }
             }
         }

@@ -275,6 +275,27 @@ fn bare_json_numbers_are_masked_with_nines_and_stay_valid_json() {
 }
 
 #[test]
+fn a_masked_json_number_never_forms_a_card_number_with_the_groups_after_it() {
+    // With nines, the kept "6" and "05" and the group after it would read "6999999999999905 428",
+    // a valid 19-digit card number.
+    let o = Options {
+        json: true,
+        masking: Masking {
+            keep_first: 1,
+            keep_last: 2,
+            mask_char: b'*',
+        },
+        ..opts()
+    };
+    let (out, found) = run_with("6200000000000005 428", o);
+    assert_eq!(found.len(), 1);
+    assert_ne!(out, "6999999999999905 428");
+    let (again, refound) = run_with(&out, o);
+    assert!(refound.is_empty(), "{out} holds a card number");
+    assert_eq!(again, out);
+}
+
+#[test]
 fn reporting_without_masking_leaves_bytes_alone() {
     let o = Options {
         mask: false,
