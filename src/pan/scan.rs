@@ -12,7 +12,8 @@
 //! and `LOOKAHEAD` bytes past it, so a caller that keeps that much context decides exactly as a
 //! scan of the whole stream at once would.
 //!
-//! Before any of that, non-digit bytes are skipped eight at a time.
+//! Before any of that, non-digit bytes are skipped eight at a time, and a digit run too short to
+//! start a PAN that no separator follows is passed over by its length alone.
 
 use super::{classify, Brand, Masking};
 
@@ -77,6 +78,16 @@ pub fn scan(
                 }
                 None if !at_end => return g,
                 _ => {}
+            }
+        }
+        // Most digit runs in data (ids, amounts, dates) are too short to start a PAN and end in a
+        // byte that joins them to no further group: no window starts there. `decide` would say
+        // the same after setting up its windows; this says it from the run's length alone.
+        let e = digits_end(buf, g);
+        if let Some(b) = byte(buf, e) {
+            if e - g < 4 || (e - g < 12 && !matches!(b, b' ' | b'-' | b'+' | b'%')) {
+                pos = e;
+                continue;
             }
         }
         match decide(buf, g, at_end) {
