@@ -9,15 +9,6 @@ mod mesh;
 
 use mesh::{Mesh, Request};
 
-/// Istio's sidecar log flags, as pilot-agent passes them with the default injection values
-/// (`global.proxy.logLevel: warning`, `global.proxy.componentLogLevel: "misc:error"`).
-const ISTIO_LOG_FLAGS: &[&str] = &[
-    "--log-level",
-    "warning",
-    "--component-log-level",
-    "misc:error",
-];
-
 fn shipped_config() -> String {
     std::fs::read_to_string(mesh::root().join("envoy-config/demo-plugin-config.json"))
         .expect("read the shipped plugin configuration")
@@ -87,26 +78,13 @@ fn stat(mesh: &Mesh, name: &str) -> u64 {
         .map_or(0, |(_, v)| v)
 }
 
-fn verify_with_cli(mesh: &Mesh) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pci-mesh-guard"))
-        .arg("verify-audit")
-        .arg(mesh.dir.join("server.log"))
-        .env("PCI_MESH_GUARD_AUDIT_KEY", mesh::AUDIT_KEY)
-        .output()
-        .expect("run verify-audit");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn every_request_is_audited_at_istios_default_log_levels() {
     for envoy in mesh::envoys() {
         let v = &envoy.version;
         let mesh = Mesh::builder(&envoy, "istio-levels")
             .config(&shipped_config())
-            .envoy_args(ISTIO_LOG_FLAGS)
+            .envoy_args(mesh::ISTIO_LOG_FLAGS)
             .up();
         let mut sent = vec![];
         for i in 0..12 {
@@ -149,7 +127,7 @@ fn every_request_is_audited_at_istios_default_log_levels() {
             "Envoy {v}"
         );
         assert_eq!(stat(&mesh, "pci_mesh_guard.audit.dropped"), 0);
-        let (code, out) = verify_with_cli(&mesh);
+        let (code, out) = mesh::verify_audit_cli(&mesh.dir.join("server.log"));
         assert_eq!(code, Some(0), "Envoy {v}: {out}");
         assert!(
             out.contains(&format!(" {} events in ", events.len())),
@@ -164,7 +142,7 @@ fn a_log_level_changed_at_run_time_loses_no_event_silently() {
         let v = &envoy.version;
         let mesh = Mesh::builder(&envoy, "istio-levels-runtime")
             .config(&shipped_config())
-            .envoy_args(ISTIO_LOG_FLAGS)
+            .envoy_args(mesh::ISTIO_LOG_FLAGS)
             .up();
         assert_eq!(send(&mesh, 0).1, 200);
 
@@ -207,7 +185,7 @@ fn a_log_level_changed_at_run_time_loses_no_event_silently() {
         assert_eq!(events[n - 2]["reason"], "log_unavailable");
         assert_eq!(events[n - 2]["dropped"], 2);
         assert_eq!(events[n - 1]["request"]["id"], "istio-16");
-        let (code, out) = verify_with_cli(&mesh);
+        let (code, out) = mesh::verify_audit_cli(&mesh.dir.join("server.log"));
         assert_eq!(code, Some(0), "Envoy {v}: {out}");
     }
 }

@@ -10,13 +10,6 @@ use std::time::Duration;
 
 use mesh::{Mesh, Request};
 
-const ISTIO_LOG_FLAGS: &[&str] = &[
-    "--log-level",
-    "warning",
-    "--component-log-level",
-    "misc:error",
-];
-
 /// The shipped demo configuration with the `access_log` sink.
 fn config() -> String {
     let text = std::fs::read_to_string(mesh::root().join("envoy-config/demo-plugin-config.json"))
@@ -45,26 +38,13 @@ fn audit_lines(mesh: &Mesh, n: usize) -> Vec<String> {
     .unwrap_or_else(|| panic!("audit.log has not {n} lines:\n{}", mesh.audit_log()))
 }
 
-fn verify(path: &std::path::Path) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pci-mesh-guard"))
-        .arg("verify-audit")
-        .arg(path)
-        .env("PCI_MESH_GUARD_AUDIT_KEY", mesh::AUDIT_KEY)
-        .output()
-        .expect("run verify-audit");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn each_request_is_one_line_of_envoys_access_log() {
     for envoy in mesh::envoys() {
         let v = &envoy.version;
         let mesh = Mesh::builder(&envoy, "access-log-sink")
             .config(&config())
-            .envoy_args(ISTIO_LOG_FLAGS)
+            .envoy_args(mesh::ISTIO_LOG_FLAGS)
             .up();
         for i in 0..9 {
             assert_eq!(send(&mesh, i), [200, 403, 200][i % 3], "Envoy {v}: al-{i}");
@@ -96,10 +76,10 @@ fn each_request_is_one_line_of_envoys_access_log() {
             !in_proxy_log.iter().any(|e| e["event"] == "access"),
             "Envoy {v}: access events stay out of the proxy log"
         );
-        let (code, out) = verify(&mesh.dir.join("audit.log"));
+        let (code, out) = mesh::verify_audit_cli(&mesh.dir.join("audit.log"));
         assert_eq!(code, Some(0), "Envoy {v}: {out}");
         assert!(out.contains(" 9 events in 1 chains, 0 problems"), "{out}");
-        let (code, out) = verify(&mesh.dir.join("server.log"));
+        let (code, out) = mesh::verify_audit_cli(&mesh.dir.join("server.log"));
         assert_eq!(
             code,
             Some(0),

@@ -82,19 +82,8 @@ fn allowed_identity_reaches_the_backend() {
             .starts_with("TLSv1."));
 
         // The whole log, as Envoy wrote it, verifies with the CLI: every event sealed in its chain.
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pci-mesh-guard"))
-            .arg("verify-audit")
-            .arg(mesh.dir.join("server.log"))
-            .env("PCI_MESH_GUARD_AUDIT_KEY", mesh::AUDIT_KEY)
-            .output()
-            .expect("run verify-audit");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "Envoy {}: {stdout}",
-            envoy.version
-        );
+        let (code, stdout) = mesh::verify_audit_cli(&mesh.dir.join("server.log"));
+        assert_eq!(code, Some(0), "Envoy {}: {stdout}", envoy.version);
         assert!(stdout.contains(" 0 problems"), "{stdout}");
         let report = mesh.verify_audit();
         assert!(
@@ -108,14 +97,9 @@ fn allowed_identity_reaches_the_backend() {
         let edited = log.replacen(r#""decision":"allow""#, r#""decision":"deny""#, 1);
         assert_ne!(edited, log);
         std::fs::write(mesh.dir.join("edited.log"), edited).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pci-mesh-guard"))
-            .arg("verify-audit")
-            .arg(mesh.dir.join("edited.log"))
-            .env("PCI_MESH_GUARD_AUDIT_KEY", mesh::AUDIT_KEY)
-            .output()
-            .expect("run verify-audit");
-        assert_eq!(out.status.code(), Some(1), "the edit is caught");
-        assert!(String::from_utf8_lossy(&out.stdout).contains(": altered: "));
+        let (code, stdout) = mesh::verify_audit_cli(&mesh.dir.join("edited.log"));
+        assert_eq!(code, Some(1), "the edit is caught");
+        assert!(stdout.contains(": altered: "));
     }
 }
 

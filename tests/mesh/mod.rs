@@ -84,6 +84,30 @@ fn assert_events_name_each_key_once(mesh: &Mesh) {
     }
 }
 
+/// Istio's sidecar log flags, as pilot-agent passes them with the default injection values
+/// (`global.proxy.logLevel: warning`, `global.proxy.componentLogLevel: "misc:error"`).
+pub const ISTIO_LOG_FLAGS: &[&str] = &[
+    "--log-level",
+    "warning",
+    "--component-log-level",
+    "misc:error",
+];
+
+/// Runs the command-line tool's `verify-audit` over `file` with the test sidecars' audit key:
+/// its exit code and what it printed.
+pub fn verify_audit_cli(file: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pci-mesh-guard"))
+        .arg("verify-audit")
+        .arg(file)
+        .env("PCI_MESH_GUARD_AUDIT_KEY", AUDIT_KEY)
+        .output()
+        .expect("run verify-audit");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// The audit chain key the test sidecars get through their VM environment.
 pub const AUDIT_KEY: &str = "e2e-audit-key-0123456789";
 
