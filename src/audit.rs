@@ -83,9 +83,10 @@ pub struct RequestInfo {
     pub id: String,
 }
 
-/// The `access` event: one per request, written when the request ends or is denied.
+/// The `access` event: one per request, written when the request ends or is denied. It borrows
+/// what the request flow already holds: the event is only serialized, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccessEvent {
+pub struct AccessEvent<'a> {
     pub schema: &'static str,
     pub ts: String,
     pub event: &'static str,
@@ -93,20 +94,20 @@ pub struct AccessEvent {
     pub enforced: bool,
     pub mode: &'static str,
     pub reason: &'static str,
-    pub rule: Option<String>,
-    pub principal: Option<String>,
+    pub rule: Option<&'a str>,
+    pub principal: Option<&'a str>,
     /// This sidecar's own workload identity (the URI SAN of its certificate), when it has one.
-    pub workload: Option<String>,
+    pub workload: Option<&'a str>,
     /// Where the principal came from: `certificate`, or `xfcc` under `identity.trust_xfcc`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_source: Option<&'static str>,
     /// The verified client certificate's subject and SHA-256 digest, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_subject: Option<String>,
+    pub peer_subject: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_cert_sha256: Option<String>,
-    pub source: Option<String>,
-    pub tls_version: Option<String>,
+    pub peer_cert_sha256: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub tls_version: Option<&'a str>,
     pub request: RequestInfo,
     pub status: Option<u32>,
     /// From the request's headers to the end of the stream (or the denial), by the host clock.

@@ -431,6 +431,9 @@ impl RequestFlow {
             1,
         );
         let now = host.now();
+        let request = std::mem::take(&mut self.info);
+        let redaction = std::mem::take(&mut self.modes);
+        let peer = &self.conn.peer;
         let event = AccessEvent {
             schema: audit::SCHEMA,
             ts: audit::rfc3339_millis(now),
@@ -443,9 +446,9 @@ impl RequestFlow {
             enforced: policy.mode == Mode::Enforce,
             mode: policy.mode.as_str(),
             reason: self.override_reason.unwrap_or(decision.reason.as_str()),
-            rule: policy.authorizer.rule(&decision).map(|r| r.name.clone()),
-            principal: self.principal.clone(),
-            workload: self.conn.workload.clone(),
+            rule: policy.authorizer.rule(&decision).map(|r| r.name.as_str()),
+            principal: self.principal.as_deref(),
+            workload: self.conn.workload.as_deref(),
             identity_source: self.principal.as_ref().map(|_| {
                 if self.via_xfcc {
                     "xfcc"
@@ -453,17 +456,17 @@ impl RequestFlow {
                     "certificate"
                 }
             }),
-            peer_subject: self.conn.peer.subject.clone(),
-            peer_cert_sha256: self.conn.peer.cert_sha256.clone(),
-            source: self.conn.peer.source.clone(),
-            tls_version: self.conn.peer.tls_version.clone(),
-            request: std::mem::take(&mut self.info),
+            peer_subject: peer.subject.as_deref(),
+            peer_cert_sha256: peer.cert_sha256.as_deref(),
+            source: peer.source.as_deref(),
+            tls_version: peer.tls_version.as_deref(),
+            request,
             status: self.status,
             duration_ms: self
                 .started
                 .and_then(|t| now.duration_since(t).ok())
                 .map_or(0, |d| d.as_millis() as u64),
-            redaction: std::mem::take(&mut self.modes),
+            redaction,
             pan,
             pan_tokens: tokens.map(|t| t.list().to_vec()).unwrap_or_default(),
             unscannable,
