@@ -26,7 +26,8 @@ def main():
         values = [d["variants"][v]["median"] for v in names]
         bars = ax.bar(range(len(names)), values, color=[COLORS.get(v, "#333") for v in names])
         for b, v in zip(bars, names):
-            ax.annotate(f"{d['variants'][v]['vs_floor']:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+            ratio = d["variants"][v]["vs_floor"]
+            ax.annotate("-" if ratio is None else f"{ratio:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()),
                         ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
         ax.set_title(f"{shape} ({d['unit']})\nlabels: ratio to {d['floor']}", fontsize=9)

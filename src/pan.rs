@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+mod prefilter;
 pub mod redact;
 pub mod scan;
 

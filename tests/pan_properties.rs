@@ -317,7 +317,7 @@ fn filler() -> impl Strategy<Value = Vec<u8>> {
 fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop_oneof![3 => filler(), 1 => planted(), 1 => hex_blob()],
-        0..12,
+        0..24,
     )
     .prop_map(|parts| String::from_utf8(parts.concat()).expect("ASCII"))
 }

@@ -12,10 +12,11 @@
 //! and `LOOKAHEAD` bytes past it, so a caller that keeps that much context decides exactly as a
 //! scan of the whole stream at once would.
 //!
-//! Before any of that, non-digit bytes are skipped eight at a time, and a digit run too short to
-//! start a PAN that no separator follows is passed over by its length alone.
+//! Before any of that, the prefilter passes over 64-byte blocks in which no PAN can start, non-digit
+//! bytes are skipped eight at a time, and a digit run too short to start a PAN that no separator
+//! follows is passed over by its length alone.
 
-use super::{classify, Brand, Masking};
+use super::{classify, prefilter, Brand, Masking};
 
 /// Most digits in a PAN.
 pub const MAX_DIGITS: usize = 19;
@@ -64,7 +65,7 @@ pub fn scan(
     {
         pos = digits_end(buf, pos);
     }
-    while let Some(g) = find_digit(buf, pos) {
+    while let Some(g) = next_group(buf, pos) {
         // The `2` and `0` of a `%20` (or the `2` of `%2D`) are a separator, not digits of the data.
         if g >= 1 && byte(buf, g - 1) == Some(b'%') && byte(buf, g) == Some(b'2') {
             match byte(buf, g + 1) {
@@ -111,6 +112,21 @@ pub fn scan(
         }
     }
     len
+}
+
+/// The first digit at or after `pos` that may start a PAN's first group. The prefilter passes over
+/// blocks where none can; a digit run it lands inside began at an offset it judged, so no group of
+/// that run starts a PAN either, and the search goes on past it.
+fn next_group(buf: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let c = prefilter::next_candidate(buf, pos);
+        if c > pos && byte(buf, c - 1).is_some_and(|b| b.is_ascii_digit()) && !in_escape(buf, c - 1)
+        {
+            pos = digits_end(buf, c);
+            continue;
+        }
+        return find_digit(buf, c);
+    }
 }
 
 /// Up to 6 groups of one window, as byte ranges.

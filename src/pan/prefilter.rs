@@ -1,0 +1,231 @@
+//! The scanner's block prefilter: passes over data where no PAN can start, 64 bytes at a time.
+//!
+//! A PAN starts with a group of at least four digits, and its first 12 bytes hold at least 12
+//! digits and separators, so all of them are digits or bytes a separator is made of (space, `-`,
+//! `+`, and the `%`, `2`, `0`, `d`, `D` of `%20` and `%2D`). Ordinary data rarely has such a
+//! stretch: dates, amounts, ids and quantities are cut short by `.`, `:`, `T`, quotes or commas.
+//! The prefilter classifies each block into two bitmasks (digits; digits and separator bytes),
+//! finds the offsets where both conditions hold with a few shifts, and hands the scanner only
+//! those. It is a necessary condition only: the scanner decides every offset it is handed.
+
+/// Bytes classified at once.
+const BLOCK: usize = 64;
+/// Bytes at the start of a PAN that are all digits or separator bytes.
+const SPAN: usize = 12;
+/// Digits a PAN's first group has at least.
+const FIRST_GROUP: usize = 4;
+
+/// The first offset at or after `from` where a PAN could start, or the offset from which fewer
+/// than 64 bytes remain (the scanner looks at those itself). Offsets before the one returned
+/// start no PAN.
+pub fn next_candidate(buf: &[u8], from: usize) -> usize {
+    let mut p = from;
+    while let Some(block) = buf.get(p..).and_then(|rest| rest.first_chunk::<BLOCK>()) {
+        let (digits, pan_bytes) = classify(block);
+        let group_starts = runs_of::<FIRST_GROUP>(digits);
+        if group_starts == 0 {
+            // No four digits start in the block's first 61 bytes; the rest are judged next.
+            p += BLOCK - FIRST_GROUP + 1;
+            continue;
+        }
+        let starts = group_starts & runs_of::<SPAN>(pan_bytes);
+        if starts != 0 {
+            return p + starts.trailing_zeros() as usize;
+        }
+        // Offsets past BLOCK - SPAN were not judged: their 12 bytes run into the next block.
+        p += BLOCK - SPAN + 1;
+    }
+    p
+}
+
+/// Bit `i` set when bits `i..i + N` of `mask` are all set.
+#[inline(always)]
+fn runs_of<const N: usize>(mask: u64) -> u64 {
+    let mut runs = mask;
+    let mut have = 1;
+    while have < N {
+        let step = have.min(N - have);
+        runs &= runs >> step;
+        have += step;
+    }
+    runs
+}
+
+/// Bit `i` of the first mask: byte `i` is a digit; of the second: byte `i` is a digit or a byte
+/// a separator is made of. Sixteen bytes at a time with SIMD where the target has it (SSE2 on
+/// x86_64, SIMD128 on wasm32 when built with it, as the release build is), bytewise elsewhere.
+#[inline(always)]
+fn classify(block: &[u8; BLOCK]) -> (u64, u64) {
+    let mut digits = 0u64;
+    let mut pan_bytes = 0u64;
+    for (i, chunk) in block.chunks_exact(16).enumerate() {
+        let chunk = chunk.first_chunk::<16>().unwrap_or(&[0; 16]);
+        let (d, s) = classify16(chunk);
+        digits |= u64::from(d) << (16 * i);
+        pan_bytes |= u64::from(s) << (16 * i);
+    }
+    (digits, pan_bytes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(unsafe_code)]
+fn classify16(chunk: &[u8; 16]) -> (u16, u16) {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline, so its intrinsics are always available; the
+    // load is an unaligned 16-byte load from a reference to exactly 16 bytes.
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        let splat = |b: u8| _mm_set1_epi8(b as i8);
+        // Signed compares: bytes >= 0x80 are negative and never digits.
+        let digit = _mm_and_si128(
+            _mm_cmpgt_epi8(v, splat(b'0' - 1)),
+            _mm_cmplt_epi8(v, splat(b'9' + 1)),
+        );
+        let sep = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(v, splat(b' ')),
+                _mm_cmpeq_epi8(v, splat(b'-')),
+            ),
+            _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v, splat(b'+')),
+                    _mm_cmpeq_epi8(v, splat(b'%')),
+                ),
+                _mm_cmpeq_epi8(_mm_or_si128(v, splat(0x20)), splat(b'd')),
+            ),
+        );
+        let d = _mm_movemask_epi8(digit) as u16;
+        let s = _mm_movemask_epi8(_mm_or_si128(digit, sep)) as u16;
+        (d, s)
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+#[allow(unsafe_code)]
+fn classify16(chunk: &[u8; 16]) -> (u16, u16) {
+    use std::arch::wasm32::*;
+    // SAFETY: an unaligned 16-byte load (v128.load allows any alignment) from a reference to
+    // exactly 16 bytes.
+    let v = unsafe { v128_load(chunk.as_ptr().cast::<v128>()) };
+    let digit = u8x16_lt(u8x16_sub(v, u8x16_splat(b'0')), u8x16_splat(10));
+    let sep = v128_or(
+        v128_or(
+            u8x16_eq(v, u8x16_splat(b' ')),
+            u8x16_eq(v, u8x16_splat(b'-')),
+        ),
+        v128_or(
+            v128_or(
+                u8x16_eq(v, u8x16_splat(b'+')),
+                u8x16_eq(v, u8x16_splat(b'%')),
+            ),
+            u8x16_eq(v128_or(v, u8x16_splat(0x20)), u8x16_splat(b'd')),
+        ),
+    );
+    (u8x16_bitmask(digit), u8x16_bitmask(v128_or(digit, sep)))
+}
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
+#[inline(always)]
+fn classify16(chunk: &[u8; 16]) -> (u16, u16) {
+    let mut d = 0u16;
+    let mut s = 0u16;
+    for (k, &b) in chunk.iter().enumerate() {
+        let is_digit = b.wrapping_sub(b'0') < 10;
+        let is_sep = matches!(b, b' ' | b'-' | b'+' | b'%') || (b | 0x20) == b'd';
+        d |= u16::from(is_digit) << k;
+        s |= u16::from(is_digit | is_sep) << k;
+    }
+    (d, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain definition: a PAN may start at `i` when 4 digits and 12 digit-or-separator bytes
+    /// start there.
+    fn could_start(buf: &[u8], i: usize) -> bool {
+        let pan_byte = |b: &u8| b.is_ascii_digit() || b" -+%dD".contains(b);
+        buf.get(i..i + FIRST_GROUP)
+            .is_some_and(|g| g.iter().all(u8::is_ascii_digit))
+            && buf.get(i..i + SPAN).is_some_and(|s| s.iter().all(pan_byte))
+    }
+
+    fn check_against_definition(buf: &[u8]) {
+        let mut from = 0;
+        while from < buf.len() {
+            let c = next_candidate(buf, from);
+            assert!(c >= from);
+            for i in from..c {
+                assert!(
+                    !could_start(buf, i),
+                    "skipped a possible start at {i} in {buf:?}"
+                );
+            }
+            if c + BLOCK <= buf.len() {
+                assert!(could_start(buf, c), "{c} handed over in {buf:?}");
+            }
+            from = c + 1;
+        }
+    }
+
+    #[test]
+    fn no_possible_pan_start_is_ever_passed_over() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let alphabet = b"0123456789 -+%dDx.\":,T";
+        for len in [0, 1, 63, 64, 65, 117, 128, 300, 1000] {
+            for _ in 0..200 {
+                let buf: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly digits, so long runs are common.
+                        let k = (seed % 40) as usize;
+                        alphabet.get(k).copied().unwrap_or(b'4')
+                    })
+                    .collect();
+                check_against_definition(&buf);
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_value_is_classified_as_the_definition_says() {
+        for first in (0..=255u8).step_by(16) {
+            let chunk: [u8; 16] = std::array::from_fn(|k| first.wrapping_add(k as u8));
+            let (d, s) = classify16(&chunk);
+            for (k, b) in chunk.iter().enumerate() {
+                assert_eq!(d >> k & 1 == 1, b.is_ascii_digit(), "byte {b}");
+                let pan_byte = b.is_ascii_digit() || b" -+%dD".contains(b);
+                assert_eq!(s >> k & 1 == 1, pan_byte, "byte {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_records_without_long_digit_runs_are_passed_over_whole() {
+        let rec = br#"{"order_id":100000123,"amount":{"value":41999,"currency":"EUR"},"created":"2026-11-25T09:38:00Z","qty":3},"#;
+        let buf: Vec<u8> = rec.iter().copied().cycle().take(4096).collect();
+        assert!(next_candidate(&buf, 0) + BLOCK > buf.len());
+    }
+
+    #[test]
+    fn a_card_number_in_a_block_is_handed_over_where_it_starts() {
+        let mut buf = vec![b'x'; 200];
+        buf[70..89].copy_from_slice(b"4111 1111 1111 1111");
+        assert_eq!(next_candidate(&buf, 0), 70);
+        let mut buf = vec![b'x'; 200];
+        buf[50..66].copy_from_slice(b"4111111111111111");
+        assert_eq!(next_candidate(&buf, 0), 50);
+        // A PAN starting in the last 11 bytes of a block is judged in the next one.
+        let mut buf = vec![b'x'; 200];
+        buf[60..76].copy_from_slice(b"4111111111111111");
+        assert_eq!(next_candidate(&buf, 0), 60);
+    }
+}
