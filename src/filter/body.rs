@@ -29,7 +29,8 @@ pub struct BodyStream {
     paused: usize,
     /// The last callback paused: the proxy is buffering this body (possibly zero bytes of it).
     buffering: bool,
-    /// Output of the current callback; reused so that chunks allocate nothing once warm.
+    /// While the proxy buffers this body: the bytes it holds (handed back with a pause), then the
+    /// output of the current callback; reused so that chunks allocate nothing once warm.
     out: Vec<u8>,
     /// The stream has ended (end of data, or trailers): everything has been released.
     done: bool,
@@ -56,36 +57,69 @@ impl BodyStream {
     }
 
     /// A body callback: `size` bytes are in the proxy's buffer; `end` marks the end of the stream.
+    /// The first `paused` of them are the bytes handed back last time (kept in `out`); only the
+    /// bytes after them are read.
     pub fn on_data<H: Host>(&mut self, host: &H, size: usize, end: bool) -> Step {
         if self.done {
             return Step::Continue;
         }
-        let data = if size == 0 {
-            Vec::new()
-        } else {
-            match host.body(self.dir, 0, size) {
+        let paused = self.paused.min(size);
+        self.out.truncate(paused);
+        let new = if size > paused {
+            match host.body(self.dir, paused, size - paused) {
                 Some(d) => d,
                 None => return self.fail(host, "cannot read the body"),
             }
+        } else {
+            Vec::new()
         };
-        let paused = self.paused.min(data.len());
-        let (old, new) = data.split_at(paused);
-        self.out.clear();
-        self.out.extend_from_slice(old);
-        self.out.extend_from_slice(self.redactor.push(new));
-        if end {
-            self.out.extend_from_slice(self.redactor.finish());
-            self.done = true;
-        }
-        if self.out != data && host.set_body(self.dir, 0, size, &self.out).is_err() {
-            return self.fail(host, "cannot write the body");
-        }
-        if end || self.redactor.held() == 0 || self.out.len() >= PAUSE_LIMIT {
+        let (held_before, edits_before) = (self.redactor.held(), self.redactor.edits());
+        let released = self.redactor.push(&new).len();
+        // Nothing held back before or after, nothing rewritten: the proxy's buffer is already
+        // what it should be, and nothing is copied or written back.
+        let unchanged = held_before == 0
+            && self.redactor.held() == 0
+            && released == new.len()
+            && self.redactor.edits() == edits_before;
+        let out_len = if unchanged {
+            if end {
+                // Nothing is held, so nothing is left to release.
+                let _ = self.redactor.finish();
+                self.done = true;
+            }
+            size
+        } else if paused == 0 && self.redactor.held() == 0 {
+            // The redactor's output is the whole new buffer: written from where it lies.
+            if host
+                .set_body(self.dir, 0, size, self.redactor.last_output())
+                .is_err()
+            {
+                return self.fail(host, "cannot write the body");
+            }
+            if end {
+                let _ = self.redactor.finish();
+                self.done = true;
+            }
+            released
+        } else {
+            self.out.extend_from_slice(self.redactor.last_output());
+            if end {
+                self.out.extend_from_slice(self.redactor.finish());
+                self.done = true;
+            }
+            if host.set_body(self.dir, 0, size, &self.out).is_err() {
+                return self.fail(host, "cannot write the body");
+            }
+            self.out.len()
+        };
+        if end || self.redactor.held() == 0 || out_len >= PAUSE_LIMIT {
             self.paused = 0;
             self.buffering = false;
+            self.out.clear();
             Step::Continue
         } else {
-            self.paused = self.out.len();
+            // Only the last branch above holds bytes back, and `out` holds what it handed back.
+            self.paused = out_len;
             self.buffering = true;
             Step::Pause
         }

@@ -239,6 +239,25 @@ impl Redactor {
         self.process(true)
     }
 
+    /// What the last `push` or `finish` returned.
+    pub fn last_output(&self) -> &[u8] {
+        self.buf
+            .get(self.out_start..self.cur.released)
+            .unwrap_or(&[])
+    }
+
+    /// How many matches have been rewritten so far: when it has not moved across a call that held
+    /// nothing back before or after, the bytes handed out are the bytes fed in.
+    pub fn edits(&self) -> u64 {
+        let pans = if self.opts.mask { self.counts.found } else { 0 };
+        let patterns = if self.mask_patterns {
+            self.counts.patterns
+        } else {
+            0
+        };
+        pans + patterns
+    }
+
     /// Bytes held back after the last call.
     pub fn held(&self) -> usize {
         self.buf.len() - self.cur.released
@@ -274,9 +293,7 @@ impl Redactor {
             &mut self.counts,
             self.tokens.as_mut(),
         );
-        self.buf
-            .get(self.out_start..self.cur.released)
-            .unwrap_or(&[])
+        self.last_output()
     }
 }
 
