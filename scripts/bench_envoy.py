@@ -7,8 +7,10 @@ certificate. A third Envoy plays the backend for the shapes with bodies. wrk dri
 (shape, variant) in turn, for several rounds that alternate the variants, so that a slow moment of
 this shared machine hits every variant alike. The result is medians and ratios, never one run.
 
-Variants: no HTTP filter; the reference filters (a no-op proxy-wasm filter, and one that reads each
-body chunk and writes it back: bench/reference-filter); Envoy's RBAC with equivalent rules plus a
+Variants: no HTTP filter; the reference filters (bench/reference-filter: a no-op proxy-wasm filter,
+one that reads each body chunk and writes it back, and the skeleton, which makes only the host calls
+and the seal an audited filter cannot do without, its event written by the same access log as
+pci-mesh-guard's); Envoy's RBAC with equivalent rules plus a
 JSON file access log; pci-mesh-guard with authorization only; pci-mesh-guard with everything on
 (20 rules, all four redaction places, one audit event per request). Both pci-mesh-guard variants use
 the access_log sink (the event written by a file access log, as the RBAC variant's is); pmg-all-log
@@ -33,7 +35,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKOUT = "spiffe://cluster.local/ns/shop/sa/checkout"
 
-VARIANTS = ["none", "noop", "copy-back", "rbac+log", "pmg-authz", "pmg-all", "pmg-all-log"]
+VARIANTS = ["none", "noop", "copy-back", "rbac+log", "skeleton", "pmg-authz", "pmg-all", "pmg-all-log"]
 SHAPES = {
     # name: (path, uses the backend, unit, mTLS)
     "GET": ("/get", False, "req/s", False),
@@ -179,7 +181,7 @@ def hcm(variant, mtls, a):
         filters.append(wasm_filter(
             variant, a.pmg, pmg_config(True, mtls, "log"),
             {"PCI_MESH_GUARD_AUDIT_KEY": "bench-audit-key-0123456789"}))
-    elif variant in ("noop", "copy-back"):
+    elif variant in ("noop", "copy-back", "skeleton"):
         filters.append(wasm_filter(f"ref-{variant}", a.reference, variant))
     elif variant == "rbac+log":
         filters += rbac_filters(mtls)
@@ -203,7 +205,7 @@ def hcm(variant, mtls, a):
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": os.path.join(a.work, "access.log"),
             "log_format": {"json_format": ACCESS_LOG_FORMAT}}}]
-    elif variant.startswith("pmg-") or variant in a.compare:
+    elif variant.startswith("pmg-") or variant in a.compare or variant == "skeleton":
         # The access_log sink's events, as envoy-config/server-sidecar.yaml writes them.
         config["access_log"] = [{"name": "envoy.access_loggers.file", "filter": {"extension_filter": {
             "name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
@@ -450,7 +452,7 @@ def main():
             v: {"median": round(medians[(s, v)], 1), "runs": [round(x, 1) for x in results[(s, v)]],
                 **{key: (round(medians[(s, v)] / medians[(s, ref)], 3) if (s, ref) in medians else None)
                    for key, ref in (("vs_floor", floor), ("vs_noop", "noop"), ("vs_none", "none"),
-                                    ("vs_rbac_log", "rbac+log"))}}
+                                    ("vs_rbac_log", "rbac+log"), ("vs_skeleton", "skeleton"))}}
             for v in a.variants}}
     with open(os.path.join(a.work, "results.json"), "w") as f:
         json.dump(out, f, indent=1)
@@ -460,14 +462,16 @@ def main():
 def table(out):
     lines = [f"{out['rounds']} rounds of {out['duration_s']} s per variant and shape, wrk -t1 "
              f"-c{out['connections']}, one Envoy worker; medians, and ratios of medians.", "",
-             "| shape | variant | median | to the floor | to no-op wasm | to no filter | to RBAC + access log |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| shape | variant | median | to the floor | to no-op wasm | to no filter | to RBAC + access log "
+             "| to skeleton |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for s, d in out["shapes"].items():
         for v, r in d["variants"].items():
             def ratio(key):
                 return "-" if r[key] is None else f"{r[key]:.2f}"
             lines.append(f"| {s} | {v} | {r['median']:,.0f} {d['unit']} | {ratio('vs_floor')} ({d['floor']}) | "
-                         f"{ratio('vs_noop')} | {ratio('vs_none')} | {ratio('vs_rbac_log')} |")
+                         f"{ratio('vs_noop')} | {ratio('vs_none')} | {ratio('vs_rbac_log')} | "
+                         f"{ratio('vs_skeleton')} |")
     return "\n".join(lines)
 
 
