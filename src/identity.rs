@@ -18,6 +18,9 @@ pub struct SpiffeId {
     id: String,
     /// Byte length of the trust domain, which starts right after `spiffe://`.
     trust_domain_len: usize,
+    /// Byte range of the namespace in `id`, for an Istio-style ID: found once, when parsed, since
+    /// every rule with a namespace field asks for it.
+    namespace: Option<(usize, usize)>,
 }
 
 /// Why a string is not a SPIFFE ID.
@@ -97,9 +100,14 @@ impl SpiffeId {
                 }
             }
         }
+        let namespace = istio_namespace(path).map(|(a, b)| {
+            let base = SCHEME.len() + td.len();
+            (base + a, base + b)
+        });
         Ok(SpiffeId {
             id: s.to_owned(),
             trust_domain_len: td.len(),
+            namespace,
         })
     }
 
@@ -122,17 +130,25 @@ impl SpiffeId {
 
     /// The namespace of an Istio-style ID `spiffe://<td>/ns/<ns>/sa/<sa>`, else `None`.
     pub fn namespace(&self) -> Option<&str> {
-        let mut segs = self.path().strip_prefix('/')?.split('/');
-        match (
-            segs.next(),
-            segs.next(),
-            segs.next(),
-            segs.next(),
-            segs.next(),
-        ) {
-            (Some("ns"), Some(ns), Some("sa"), Some(_sa), None) => Some(ns),
-            _ => None,
+        self.namespace.and_then(|(a, b)| self.id.get(a..b))
+    }
+}
+
+/// The byte range of `<ns>` in a path `/ns/<ns>/sa/<sa>`, else `None`.
+fn istio_namespace(path: &str) -> Option<(usize, usize)> {
+    let mut segs = path.strip_prefix('/')?.split('/');
+    match (
+        segs.next(),
+        segs.next(),
+        segs.next(),
+        segs.next(),
+        segs.next(),
+    ) {
+        (Some("ns"), Some(ns), Some("sa"), Some(_sa), None) => {
+            let start = "/ns/".len();
+            Some((start, start + ns.len()))
         }
+        _ => None,
     }
 }
 
