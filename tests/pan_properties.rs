@@ -384,6 +384,42 @@ proptest! {
     }
 
     #[test]
+    fn redacting_chunks_where_they_lie_equals_one_shot(
+        parts in prop::collection::vec(text(), 1..4),
+        o in options(),
+        sizes in prop::collection::vec(1..700usize, 1..8),
+    ) {
+        let t = parts.concat().into_bytes();
+        let (want, want_counts) = one_shot(&t, &o, &no_patterns());
+        let mut r = Redactor::new(o, no_patterns(), true);
+        let mut got = vec![];
+        let mut rest = &t[..];
+        let mut i = 0;
+        let mut in_place = 0;
+        while !rest.is_empty() {
+            let n = sizes[i % sizes.len()].min(rest.len());
+            let last = n == rest.len();
+            let mut chunk = rest[..n].to_vec();
+            match r.push_in_place(&mut chunk, last) {
+                Some(k) => {
+                    in_place += 1;
+                    got.extend_from_slice(&chunk[..k]);
+                }
+                None => got.extend_from_slice(r.push(&chunk)),
+            }
+            rest = &rest[n..];
+            i += 1;
+        }
+        got.extend_from_slice(r.finish());
+        prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+        prop_assert_eq!(*r.counts(), want_counts);
+        // Short texts and chunks never take the in-place path; long ones must.
+        if sizes.iter().all(|&s| s > 300) && t.len() > 600 {
+            prop_assert!(in_place > 0);
+        }
+    }
+
+    #[test]
     fn output_is_the_reference_redaction_and_no_pan_survives(t in text(), o in options()) {
         let t = t.as_bytes();
         let (out, counts) = one_shot(t, &o, &no_patterns());

@@ -65,7 +65,7 @@ impl BodyStream {
         }
         let paused = self.paused.min(size);
         self.out.truncate(paused);
-        let new = if size > paused {
+        let mut new = if size > paused {
             match host.body(self.dir, paused, size - paused) {
                 Some(d) => d,
                 None => return self.fail(host, "cannot read the body"),
@@ -73,6 +73,12 @@ impl BodyStream {
         } else {
             Vec::new()
         };
+        if paused == 0 {
+            let edits_before = self.redactor.edits();
+            if let Some(n) = self.redactor.push_in_place(&mut new, end) {
+                return self.in_place(host, size, end, &new, n, edits_before);
+            }
+        }
         let (held_before, edits_before) = (self.redactor.held(), self.redactor.edits());
         let released = self.redactor.push(&new).len();
         // Nothing held back before or after, nothing rewritten: the proxy's buffer is already
@@ -120,6 +126,39 @@ impl BodyStream {
         } else {
             // Only the last branch above holds bytes back, and `out` holds what it handed back.
             self.paused = out_len;
+            self.buffering = true;
+            Step::Pause
+        }
+    }
+
+    /// After the redactor masked the whole chunk where it lies: `new[..n]` is the output and the
+    /// rest of it is held.
+    fn in_place<H: Host>(
+        &mut self,
+        host: &H,
+        size: usize,
+        end: bool,
+        new: &[u8],
+        n: usize,
+        edits_before: u64,
+    ) -> Step {
+        if end {
+            self.done = true;
+        }
+        let output = new.get(..n).unwrap_or(new);
+        if (self.redactor.edits() != edits_before || n != size)
+            && host.set_body(self.dir, 0, size, output).is_err()
+        {
+            return self.fail(host, "cannot write the body");
+        }
+        if end || self.redactor.held() == 0 || n >= PAUSE_LIMIT {
+            self.paused = 0;
+            self.buffering = false;
+            Step::Continue
+        } else {
+            self.out.clear();
+            self.out.extend_from_slice(output);
+            self.paused = n;
             self.buffering = true;
             Step::Pause
         }

@@ -15,6 +15,9 @@ use super::{Brand, Pattern, Tokens};
 pub const MAX_PATTERN_MATCH: usize = 256;
 /// Released bytes kept in front of the unsettled ones, for look-behind (scanner, regex `\b`).
 const CONTEXT: usize = 64;
+/// Bytes of a chunk `push_in_place` scans in the redactor's own buffer, behind the context.
+const SEAM: usize = 256;
+const _: () = assert!(SEAM >= scan::LOOKAHEAD + CONTEXT);
 /// Upper bound on the bytes a redactor holds back between chunks.
 pub const MAX_HELD: usize = MAX_PATTERN_MATCH + scan::LOOKAHEAD + 8;
 
@@ -90,21 +93,10 @@ fn settle(
     mask_patterns: bool,
     pattern_pos: &mut [usize],
     counts: &mut Counts,
-    mut tokens: Option<&mut Tokens>,
+    tokens: Option<&mut Tokens>,
 ) {
     let start = cur.released;
-    let pan_settled = scan::scan(
-        buf,
-        cur.scanned.max(start),
-        at_end,
-        opts,
-        &mut |f: Found| {
-            counts.record(f.brand, opts.mask);
-            if let Some(t) = tokens.as_deref_mut() {
-                t.add(f.digits.get(..f.len).unwrap_or(&[]));
-            }
-        },
-    );
+    let pan_settled = scan_counting(buf, cur.scanned.max(start), at_end, opts, counts, tokens);
     cur.scanned = pan_settled;
     if patterns.is_empty() {
         cur.released = pan_settled;
@@ -145,6 +137,23 @@ fn settle(
         }
     }
     cur.released = limit;
+}
+
+/// Scans for PANs (see `scan::scan`), counting each one found and recording its token.
+fn scan_counting(
+    buf: &mut [u8],
+    from: usize,
+    at_end: bool,
+    opts: &Options,
+    counts: &mut Counts,
+    mut tokens: Option<&mut Tokens>,
+) -> usize {
+    scan::scan(buf, from, at_end, opts, &mut |f: Found| {
+        counts.record(f.brand, opts.mask);
+        if let Some(t) = tokens.as_deref_mut() {
+            t.add(f.digits.get(..f.len).unwrap_or(&[]));
+        }
+    })
 }
 
 /// Redacts a whole value at once (a header value, a path, a file read entirely), in place.
@@ -231,6 +240,44 @@ impl Redactor {
         self.compact();
         self.buf.extend_from_slice(chunk);
         self.process(false)
+    }
+
+    /// Feeds the next chunk and redacts it where it lies, without copying it: on `Some(n)`,
+    /// `chunk[..n]` is the output (masked in place) and the rest of it is held. Only its first
+    /// `SEAM` bytes are scanned behind the look-behind context in the redactor's own buffer (and
+    /// copied back); the scan then goes on in `chunk`, whose own bytes are context enough by then.
+    /// `None` (nothing done) when bytes are held from before, custom patterns are set, or the
+    /// chunk is short: then `push` it.
+    pub fn push_in_place(&mut self, chunk: &mut [u8], at_end: bool) -> Option<usize> {
+        let seam = chunk.get(..SEAM)?;
+        if !self.patterns.is_empty() || self.held() > 0 || chunk.len() == SEAM {
+            return None;
+        }
+        self.compact();
+        // Nothing is held: the buffer is the context alone, all of it released and scanned.
+        let ctx = self.buf.len();
+        self.buf.extend_from_slice(seam);
+        let opts = self.opts;
+        let tokens = self.tokens.as_mut();
+        let s = scan_counting(&mut self.buf, ctx, false, &opts, &mut self.counts, tokens);
+        // A window left undecided starts within `scan::LOOKAHEAD` of the seam's end, so at least
+        // `SEAM - LOOKAHEAD` bytes of the chunk are settled: more than the scan's look-behind.
+        let p = s.saturating_sub(ctx).min(SEAM);
+        if let (Some(dst), Some(src)) = (chunk.get_mut(..p), self.buf.get(ctx..ctx + p)) {
+            dst.copy_from_slice(src);
+        }
+        let tokens = self.tokens.as_mut();
+        let t = scan_counting(chunk, p, at_end, &opts, &mut self.counts, tokens);
+        // Keep the context before `t` and the bytes after it, which are not settled yet.
+        let keep = t.saturating_sub(CONTEXT);
+        self.buf.clear();
+        self.buf.extend_from_slice(chunk.get(keep..).unwrap_or(&[]));
+        self.cur = Cursor {
+            released: t - keep,
+            scanned: t - keep,
+        };
+        self.out_start = self.cur.released;
+        Some(t)
     }
 
     /// The stream has ended: settles and returns everything still held.
