@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+mod access_json;
 pub mod chain;
 pub mod json;
 pub mod otlp;
@@ -230,7 +231,12 @@ impl Auditor {
 
     /// The event's sealed log line; with the `otlp_http` sink it is also queued for shipping.
     pub fn line<T: Serialize>(&mut self, event: &T) -> String {
-        let line = self.chain.seal(to_line(event));
+        self.line_json(to_line(event))
+    }
+
+    /// As `line`, for an event already written as JSON.
+    pub fn line_json(&mut self, json: String) -> String {
+        let line = self.chain.seal(json);
         if let Some(s) = &mut self.shipper {
             if !s.push(line.clone()) {
                 self.unreported_drops += 1;
@@ -240,8 +246,8 @@ impl Auditor {
     }
 
     /// The access event's sealed line for the `access_log` sink (its own chain; never shipped).
-    pub fn access_line<T: Serialize>(&mut self, event: &T) -> String {
-        self.access_chain.seal(to_line(event))
+    pub fn access_line(&mut self, event: &AccessEvent<'_>) -> String {
+        self.access_chain.seal(event.to_json())
     }
 
     /// The id of the chain of the `access_log` sink's events.

@@ -15,6 +15,11 @@ use super::LOG_PREFIX;
 /// at once, and reported by an `audit_failure` event as soon as an event can be written again.
 /// Requests are refused meanwhile (`trail_unavailable`).
 pub fn emit<H: Host, T: serde::Serialize>(host: &H, auditor: &SharedAuditor, event: &T) {
+    emit_json(host, auditor, audit::to_line(event));
+}
+
+/// As `emit`, for an event already written as JSON.
+fn emit_json<H: Host>(host: &H, auditor: &SharedAuditor, json: String) {
     let Ok(mut a) = auditor.try_borrow_mut() else {
         // Unreachable with proxy-wasm's sequential callbacks; never panic over it.
         host.log(
@@ -54,19 +59,14 @@ pub fn emit<H: Host, T: serde::Serialize>(host: &H, auditor: &SharedAuditor, eve
             dropped: unwritten,
             detail: "the proxy log was off (wasm log level off) and no other sink took them".into(),
         };
-        write(host, &mut a, level, &failure);
+        write(host, &mut a, level, audit::to_line(&failure));
     }
-    write(host, &mut a, level, event);
+    write(host, &mut a, level, json);
 }
 
-/// Seals `event` (queuing it for the `otlp_http` sink, if any) and logs it at `level`.
-fn write<H: Host, T: serde::Serialize>(
-    host: &H,
-    a: &mut audit::Auditor,
-    level: Option<LogLevel>,
-    event: &T,
-) {
-    let line = a.line(event);
+/// Seals an event (queuing it for the `otlp_http` sink, if any) and logs it at `level`.
+fn write<H: Host>(host: &H, a: &mut audit::Auditor, level: Option<LogLevel>, json: String) {
+    let line = a.line_json(json);
     if let Some(level) = level {
         host.log(level, &line);
     }
@@ -91,14 +91,14 @@ pub const AUDIT_STATE: &str = "pmg_audit";
 /// sealed in the access chain, for Envoy's access log to write when the stream ends (it runs
 /// right after `on_log`, on the same worker, so the log keeps the chain's order); otherwise as
 /// every other event (`emit`).
-pub fn emit_access<H: Host, T: serde::Serialize>(
+pub fn emit_access<H: Host>(
     host: &H,
     auditor: &SharedAuditor,
-    event: &T,
+    event: &audit::AccessEvent<'_>,
     sink: Sink,
 ) {
     if sink != Sink::AccessLog {
-        return emit(host, auditor, event);
+        return emit_json(host, auditor, event.to_json());
     }
     let line = match auditor.try_borrow_mut() {
         Ok(mut a) => a.access_line(event),
