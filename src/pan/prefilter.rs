@@ -132,6 +132,23 @@ fn classify16(chunk: &[u8; 16]) -> (u16, u16) {
 )))]
 #[inline(always)]
 fn classify16(chunk: &[u8; 16]) -> (u16, u16) {
+    classify16_bytewise(chunk)
+}
+
+/// The same classification a byte at a time, for targets without SIMD (and to test the SIMD ones
+/// against).
+#[cfg_attr(
+    all(
+        not(test),
+        any(
+            target_arch = "x86_64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )
+    ),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn classify16_bytewise(chunk: &[u8; 16]) -> (u16, u16) {
     let mut d = 0u16;
     let mut s = 0u16;
     for (k, &b) in chunk.iter().enumerate() {
@@ -200,6 +217,7 @@ mod tests {
         for first in (0..=255u8).step_by(16) {
             let chunk: [u8; 16] = std::array::from_fn(|k| first.wrapping_add(k as u8));
             let (d, s) = classify16(&chunk);
+            assert_eq!((d, s), classify16_bytewise(&chunk));
             for (k, b) in chunk.iter().enumerate() {
                 assert_eq!(d >> k & 1 == 1, b.is_ascii_digit(), "byte {b}");
                 let pan_byte = b.is_ascii_digit() || b" -+%dD".contains(b);
