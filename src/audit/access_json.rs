@@ -223,5 +223,6 @@ impl Writer {
     }
 }
 
-#[cfg(test)]
+// Its property test needs proptest, a native-only dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
