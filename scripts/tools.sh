@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need beyond cargo itself, idempotently:
 # the wasm targets, wasm-bindgen-test-runner (the version Cargo.lock pins, into .tools/), and checks
-# for the system tools the mesh uses (python3, openssl, node).
+# for the system tools the mesh uses (python3, openssl, node) and the OCI image test (skopeo,
+# docker-registry), installing them from Debian when run as root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,7 +16,7 @@ for c in clippy rustfmt; do
 done
 
 missing=()
-for cmd in python3 openssl node curl; do
+for cmd in python3 openssl node curl skopeo docker-registry; do
   command -v "$cmd" >/dev/null || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -215,7 +215,7 @@ pub fn tools_python() -> PathBuf {
 }
 
 /// Kills the child when the test process dies, however it dies.
-fn die_with_parent(cmd: &mut Command) -> &mut Command {
+pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
