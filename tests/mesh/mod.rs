@@ -290,9 +290,20 @@ pub struct MeshBuilder<'a> {
     otlp: Option<&'static str>,
     /// Extra command-line arguments for both sidecars' Envoy.
     envoy_args: Vec<String>,
+    /// The server sidecar shaped as istiod builds it, the plugin delivered by ECDS
+    /// (`envoy-config/istio-shaped-sidecar.yaml`), started with the sidecar's log flags.
+    istio_shaped: bool,
 }
 
 impl<'a> MeshBuilder<'a> {
+    /// The server sidecar as Istio runs it: the plugin's configuration delivered by ECDS from a
+    /// watched file (`Mesh::deliver_plugin_config` replaces it), Istio's RBAC after the plugin,
+    /// Istio's log flags. Its listeners are inbound_mtls and inbound_plaintext only.
+    pub fn istio_shaped(mut self) -> Self {
+        self.istio_shaped = true;
+        self
+    }
+
     pub fn config(mut self, json: &str) -> Self {
         self.config = json.to_string();
         self
@@ -343,6 +354,7 @@ impl<'a> MeshBuilder<'a> {
             server_plain: 0,
             server_admin: String::new(),
             envoy_args: self.envoy_args.clone(),
+            ecds: None,
         };
 
         let pki = dir.join("pki");
@@ -397,31 +409,64 @@ impl<'a> MeshBuilder<'a> {
             }
             None => free_port(),
         };
-        let config_literal = serde_json::to_string(&self.config).expect("encode config");
-        let server_yaml = render(
-            "server-sidecar.yaml",
-            &[
-                ("PKI", pki.display().to_string()),
-                ("WASM", wasm().display().to_string()),
-                ("PLUGIN_CONFIG", config_literal),
-                ("BACKEND_PORT", backend_port.to_string()),
-                ("MTLS_PORT", self.mtls_port.to_string()),
-                ("PLAIN_PORT", "0".into()),
-                ("TLS_ANY_PORT", "0".into()),
-                ("AUDIT_KEY", AUDIT_KEY.into()),
-                ("TOKEN_KEY", TOKEN_KEY.into()),
-                ("OTEL_PORT", otel_port.to_string()),
-                ("RAW_PORT", "0".into()),
-                ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
-            ],
-        );
-        let admin = mesh.start_envoy("server", &server_yaml)?;
-        let ports = listener_ports(&admin);
-        mesh.server_mtls = port_of(&ports, "inbound_mtls");
-        mesh.server_plain = port_of(&ports, "inbound_plaintext");
-        let tls_any = port_of(&ports, "inbound_tls_any");
-        let raw = port_of(&ports, "inbound_raw");
-        mesh.server_admin = admin;
+        let (tls_any, raw) = if self.istio_shaped {
+            let ecds = dir.join("ecds");
+            fs::create_dir_all(&ecds).expect("create the ECDS directory");
+            mesh.ecds = Some(Ecds {
+                dir: ecds.clone(),
+                version: AtomicUsize::new(0),
+            });
+            mesh.deliver_plugin_config(&self.config);
+            let yaml = render(
+                "istio-shaped-sidecar.yaml",
+                &[
+                    ("PKI", pki.display().to_string()),
+                    ("ECDS_DIR", ecds.display().to_string()),
+                    ("BACKEND_PORT", backend_port.to_string()),
+                    ("MTLS_PORT", self.mtls_port.to_string()),
+                    ("PLAIN_PORT", "0".into()),
+                    ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
+                ],
+            );
+            let flags: Vec<String> = ISTIO_LOG_FLAGS.iter().map(|f| f.to_string()).collect();
+            let mine = std::mem::replace(&mut mesh.envoy_args, flags.clone());
+            let admin = mesh.start_envoy("server", &yaml);
+            mesh.envoy_args = mine;
+            let admin = admin?;
+            let ports = listener_ports(&admin);
+            mesh.server_mtls = port_of(&ports, "inbound_mtls");
+            mesh.server_plain = port_of(&ports, "inbound_plaintext");
+            mesh.server_admin = admin;
+            // The client's routes to listeners this sidecar does not have lead nowhere.
+            (free_port(), free_port())
+        } else {
+            let config_literal = serde_json::to_string(&self.config).expect("encode config");
+            let server_yaml = render(
+                "server-sidecar.yaml",
+                &[
+                    ("PKI", pki.display().to_string()),
+                    ("WASM", wasm().display().to_string()),
+                    ("PLUGIN_CONFIG", config_literal),
+                    ("BACKEND_PORT", backend_port.to_string()),
+                    ("MTLS_PORT", self.mtls_port.to_string()),
+                    ("PLAIN_PORT", "0".into()),
+                    ("TLS_ANY_PORT", "0".into()),
+                    ("AUDIT_KEY", AUDIT_KEY.into()),
+                    ("TOKEN_KEY", TOKEN_KEY.into()),
+                    ("OTEL_PORT", otel_port.to_string()),
+                    ("RAW_PORT", "0".into()),
+                    ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
+                ],
+            );
+            let admin = mesh.start_envoy("server", &server_yaml)?;
+            let ports = listener_ports(&admin);
+            mesh.server_mtls = port_of(&ports, "inbound_mtls");
+            mesh.server_plain = port_of(&ports, "inbound_plaintext");
+            let tls_any = port_of(&ports, "inbound_tls_any");
+            let raw = port_of(&ports, "inbound_raw");
+            mesh.server_admin = admin;
+            (tls_any, raw)
+        };
 
         if self.client {
             let client_yaml = render(
@@ -481,9 +526,66 @@ pub struct Mesh {
     pub server_plain: u16,
     pub server_admin: String,
     envoy_args: Vec<String>,
+    /// The ECDS source of an Istio-shaped sidecar.
+    ecds: Option<Ecds>,
+}
+
+/// The directory Envoy watches for the plugin's discovery response, and the last version written.
+struct Ecds {
+    dir: PathBuf,
+    version: AtomicUsize,
 }
 
 impl Mesh {
+    /// Delivers a plugin configuration to an Istio-shaped sidecar as istiod's ECDS would: a new
+    /// discovery response (the Wasm filter with this `configuration`), moved into the directory
+    /// Envoy watches. Returns its version.
+    pub fn deliver_plugin_config(&self, json: &str) -> usize {
+        let ecds = self.ecds.as_ref().expect("an Istio-shaped mesh");
+        let version = ecds.version.fetch_add(1, Ordering::Relaxed) + 1;
+        let response = serde_json::json!({
+            "version_info": version.to_string(),
+            "resources": [{
+                "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+                "name": "payments.pci-mesh-guard",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                    "config": {
+                        "name": "payments.pci-mesh-guard",
+                        "root_id": "pci-mesh-guard",
+                        "fail_open": false,
+                        "configuration": {
+                            "@type": "type.googleapis.com/google.protobuf.StringValue",
+                            "value": json,
+                        },
+                        "vm_config": {
+                            "vm_id": "pci-mesh-guard",
+                            "runtime": "envoy.wasm.runtime.v8",
+                            "code": {"local": {"filename": wasm().display().to_string()}},
+                            "environment_variables": {"key_values": {
+                                "PCI_MESH_GUARD_AUDIT_KEY": AUDIT_KEY,
+                                "PCI_MESH_GUARD_TOKEN_KEY": TOKEN_KEY,
+                            }},
+                        },
+                    },
+                },
+            }],
+        });
+        // Written beside the directory, then moved in: Envoy sees a whole file or none.
+        let staged = self.dir.join(format!("ecds-{version}.yaml"));
+        fs::write(&staged, response.to_string()).expect("write the discovery response");
+        fs::rename(&staged, ecds.dir.join("pci-mesh-guard.yaml")).expect("move it into place");
+        version
+    }
+
+    /// A counter or gauge of the server sidecar by its exact name (0 when Envoy has none).
+    pub fn server_stat(&self, name: &str) -> u64 {
+        self.stats(name)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| v)
+    }
+
     /// A mesh under `envoy`; `name` labels its directory under `target/e2e`.
     pub fn builder<'a>(envoy: &'a Envoy, name: &str) -> MeshBuilder<'a> {
         MeshBuilder {
@@ -494,6 +596,7 @@ impl Mesh {
             client: true,
             otlp: None,
             envoy_args: vec![],
+            istio_shaped: false,
         }
     }
 
