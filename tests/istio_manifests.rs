@@ -22,10 +22,15 @@ fn validate(manifests: &[PathBuf]) -> std::process::Output {
 
 #[test]
 fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
-    let manifests: Vec<PathBuf> = ["wasmplugin.yaml", "envoyfilter.yaml", "telemetry.yaml"]
-        .iter()
-        .map(|f| mesh::root().join("envoy-config/istio").join(f))
-        .collect();
+    let manifests: Vec<PathBuf> = [
+        "wasmplugin.yaml",
+        "envoyfilter.yaml",
+        "telemetry.yaml",
+        "peerauthentication.yaml",
+    ]
+    .iter()
+    .map(|f| mesh::root().join("envoy-config/istio").join(f))
+    .collect();
     let out = validate(&manifests);
     assert!(
         out.status.success(),
