@@ -5,6 +5,9 @@
 #   scripts/demo.sh          run the scenes and stop
 #   scripts/demo.sh --keep   leave the mesh running afterwards and print how to use it
 # PMG_DOCKER=1 runs the sidecars in the stock envoyproxy/envoy image instead (see scripts/mesh.sh).
+# PMG_DEMO_DIR: where the mesh's state and logs go (default .work/demo).
+# PMG_ISTIO=1 shapes the server sidecar as Istio runs it (its configuration by ECDS, Istio's RBAC after
+# it, the sidecar's log flags) and ends with a configuration change delivered at run time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,7 +18,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
 esac
 
-dir=$root/.work/demo
+dir=${PMG_DEMO_DIR:-$root/.work/demo}
 port=${PMG_OUTBOUND_PORT:-15001}
 config=$root/envoy-config/demo-plugin-config.json
 bold=$(tput bold 2>/dev/null || true)
@@ -35,7 +38,12 @@ scripts/mesh.sh up "$dir" "$config"
 [ $keep = 1 ] || trap 'scripts/mesh.sh down "$dir"' EXIT
 echo "plugin configuration: envoy-config/demo-plugin-config.json"
 echo "filter start-up, from the server sidecar's log:"
-grep -h 'wasm log' "$dir/server.log" | grep -m1 'configuration accepted' | sed 's/^/  /'
+if [ "${PMG_ISTIO:-0}" = 1 ]; then
+  echo "  (Istio-shaped: the configuration came by ECDS; the sidecar logs at warning, as Istio's do,"
+  echo "   and the accepted configuration is recorded by the 'config' audit event)"
+else
+  grep -h 'wasm log' "$dir/server.log" | grep -m1 'configuration accepted' | sed 's/^/  /' || true
+fi
 
 # call NAME CALLER METHOD PATH [BODY]: one request through the client sidecar, as workload CALLER.
 call() {
@@ -119,6 +127,32 @@ open(sys.argv[2], "w").writelines(lines)
 PY
 echo "  after changing one denial into an allow in a copy of the log:"
 "$cli" verify-audit --key-file "$dir/audit.key" "$tampered" | sed 's/^/  /' || true
+
+if [ "${PMG_ISTIO:-0}" = 1 ]; then
+  admin=$(cat "$dir/server.admin")
+  ecds_stat() {
+    curl -s "http://$admin/stats" | awk -v s="extension_config_discovery.http_filter.payments.pci-mesh-guard.$1:" '$1 == s { print $2 }'
+  }
+  say "Scene 11: a configuration with a misspelt key arrives by ECDS: Envoy rejects it, the policy in force stays"
+  bad=$dir/rejected-config.json
+  python3 - "$config" "$bad" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["authorization"]["rulez"] = c["authorization"].pop("rules")
+c["authorization"]["default_action"] = "allow"
+json.dump(c, open(sys.argv[2], "w"))
+PY
+  scripts/mesh.sh deliver "$dir" "$bad"
+  for _ in $(seq 1 50); do [ "$(ecds_stat config_fail)" = 1 ] && break; sleep 0.2; done
+  echo "  config_fail=$(ecds_stat config_fail) update_success=$(ecds_stat update_success)"
+  grep -h -m1 -o 'configuration rejected: [^"]*' "$dir/server.log" | sed 's/^/  /' || true
+  call demo-11 newsletter POST /v1/charges '{"amount":1}'
+  say "Scene 12: the shipped configuration again, delivered at run time: accepted"
+  scripts/mesh.sh deliver "$dir" "$config"
+  for _ in $(seq 1 50); do [ "$(ecds_stat update_success)" = 2 ] && break; sleep 0.2; done
+  echo "  config_fail=$(ecds_stat config_fail) update_success=$(ecds_stat update_success)"
+  call demo-12 checkout POST /v1/charges '{"amount":1299,"currency":"EUR"}'
+fi
 
 if [ $keep = 1 ]; then
   say "The mesh keeps running"

@@ -4,6 +4,7 @@
 #
 #   scripts/mesh.sh up DIR CONFIG.json   start it; state, configs and logs go to DIR
 #   scripts/mesh.sh down DIR             stop everything started by `up` in DIR
+#   scripts/mesh.sh deliver DIR CONFIG.json   (PMG_ISTIO=1 meshes) a new plugin configuration, by ECDS
 #
 # Ports (127.0.0.1), overridable from the environment:
 #   PMG_OUTBOUND_PORT=15001  client sidecar: send plaintext HTTP here (header x-mesh-caller picks the identity)
@@ -15,6 +16,10 @@
 # PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
 # With PMG_DOCKER=1 the two sidecars run in the stock envoyproxy/envoy image through
 # envoy-config/docker-compose.yaml instead (host networking, Linux).
+# With PMG_ISTIO=1 the server sidecar is shaped as Istio runs it (envoy-config/istio-shaped-sidecar.yaml):
+# the plugin's configuration delivered by ECDS (scripts/ecds.py), Istio's RBAC after the plugin, Envoy
+# started with the sidecar's log flags (--log-level warning --component-log-level misc:error). It has
+# the inbound mTLS and plaintext listeners only.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -95,12 +100,20 @@ up() {
     # Paths as the containers see them: the mesh directory and the filter are mounted read-only.
     pki=/mesh/pki
   fi
+  if [ "${PMG_ISTIO:-0}" = 1 ]; then
+    mkdir -p "$dir/ecds"
+    deliver "$dir" "$dir/plugin-config.json"
+    render "$root/envoy-config/istio-shaped-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
+      "ECDS_DIR=$dir/ecds" "BACKEND_PORT=$backend_port" "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" \
+      "AUDIT_LOG=$dir/audit.log"
+  else
   render "$root/envoy-config/server-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
     "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
     "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
     "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port" \
     "AUDIT_LOG=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /mesh/audit.log || echo "$dir/audit.log")"
+  fi
   render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
     "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
     "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"
@@ -119,13 +132,27 @@ up() {
   local envoy
   envoy=$("$root/scripts/envoy.sh")
   for side in server client; do
+    local flags=()
+    if [ "$side" = server ] && [ "${PMG_ISTIO:-0}" = 1 ]; then
+      flags=(--log-level warning --component-log-level misc:error)
+    fi
     start "$side" "$envoy" -c "$dir/$side.yaml" --use-dynamic-base-id --concurrency 1 \
-      --admin-address-path "$dir/$side.admin" --file-flush-interval-msec 1000
+      --admin-address-path "$dir/$side.admin" --file-flush-interval-msec 1000 "${flags[@]}"
     wait_ready "$side" "$dir/$side.admin" "$(awk -v n="$side" '$1 == n { print $2 }' "$dir/pids")" || {
       down "$dir"
       exit 1
     }
   done
+}
+
+# deliver DIR CONFIG.json: the plugin configuration to the Istio-shaped server sidecar, by ECDS.
+deliver() {
+  local dir=$1 config=$2 version
+  [ -d "$dir/ecds" ] || { echo "no ECDS directory in $dir: start the mesh with PMG_ISTIO=1" >&2; exit 1; }
+  version=$(( $(cat "$dir/ecds.version" 2>/dev/null || echo 0) + 1 ))
+  echo "$version" >"$dir/ecds.version"
+  PCI_MESH_GUARD_AUDIT_KEY=$(cat "$dir/audit.key") PCI_MESH_GUARD_TOKEN_KEY=$(cat "$dir/token.key") \
+    python3 "$root/scripts/ecds.py" "$config" "$wasm" "$dir/ecds" "$version"
 }
 
 down() {
@@ -159,5 +186,6 @@ down() {
 case "${1:-}" in
   up) [ $# -eq 3 ] || { echo "usage: $0 up DIR CONFIG.json" >&2; exit 2; }; up "$2" "$3" ;;
   down) [ $# -eq 2 ] || { echo "usage: $0 down DIR" >&2; exit 2; }; down "$2" ;;
-  *) echo "usage: $0 up DIR CONFIG.json | down DIR" >&2; exit 2 ;;
+  deliver) [ $# -eq 3 ] || { echo "usage: $0 deliver DIR CONFIG.json" >&2; exit 2; }; deliver "$2" "$3" ;;
+  *) echo "usage: $0 up DIR CONFIG.json | down DIR | deliver DIR CONFIG.json" >&2; exit 2 ;;
 esac

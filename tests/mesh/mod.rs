@@ -537,44 +537,25 @@ struct Ecds {
 }
 
 impl Mesh {
-    /// Delivers a plugin configuration to an Istio-shaped sidecar as istiod's ECDS would: a new
-    /// discovery response (the Wasm filter with this `configuration`), moved into the directory
-    /// Envoy watches. Returns its version.
+    /// Delivers a plugin configuration to an Istio-shaped sidecar as istiod's ECDS would
+    /// (`scripts/ecds.py`: a new discovery response moved into the directory Envoy watches).
+    /// Returns its version.
     pub fn deliver_plugin_config(&self, json: &str) -> usize {
         let ecds = self.ecds.as_ref().expect("an Istio-shaped mesh");
         let version = ecds.version.fetch_add(1, Ordering::Relaxed) + 1;
-        let response = serde_json::json!({
-            "version_info": version.to_string(),
-            "resources": [{
-                "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-                "name": "payments.pci-mesh-guard",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    "config": {
-                        "name": "payments.pci-mesh-guard",
-                        "root_id": "pci-mesh-guard",
-                        "fail_open": false,
-                        "configuration": {
-                            "@type": "type.googleapis.com/google.protobuf.StringValue",
-                            "value": json,
-                        },
-                        "vm_config": {
-                            "vm_id": "pci-mesh-guard",
-                            "runtime": "envoy.wasm.runtime.v8",
-                            "code": {"local": {"filename": wasm().display().to_string()}},
-                            "environment_variables": {"key_values": {
-                                "PCI_MESH_GUARD_AUDIT_KEY": AUDIT_KEY,
-                                "PCI_MESH_GUARD_TOKEN_KEY": TOKEN_KEY,
-                            }},
-                        },
-                    },
-                },
-            }],
-        });
-        // Written beside the directory, then moved in: Envoy sees a whole file or none.
-        let staged = self.dir.join(format!("ecds-{version}.yaml"));
-        fs::write(&staged, response.to_string()).expect("write the discovery response");
-        fs::rename(&staged, ecds.dir.join("pci-mesh-guard.yaml")).expect("move it into place");
+        let config = self.dir.join(format!("plugin-config-{version}.json"));
+        fs::write(&config, json).expect("write the plugin configuration");
+        let status = Command::new("python3")
+            .arg(root().join("scripts/ecds.py"))
+            .arg(&config)
+            .arg(wasm())
+            .arg(&ecds.dir)
+            .arg(version.to_string())
+            .env("PCI_MESH_GUARD_AUDIT_KEY", AUDIT_KEY)
+            .env("PCI_MESH_GUARD_TOKEN_KEY", TOKEN_KEY)
+            .status()
+            .expect("run scripts/ecds.py");
+        assert!(status.success(), "scripts/ecds.py failed");
         version
     }
 
