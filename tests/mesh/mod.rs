@@ -355,6 +355,7 @@ impl<'a> MeshBuilder<'a> {
             server_admin: String::new(),
             envoy_args: self.envoy_args.clone(),
             ecds: None,
+            refusing: None,
         };
 
         let pki = dir.join("pki");
@@ -407,7 +408,13 @@ impl<'a> MeshBuilder<'a> {
                         .ok()
                 })
             }
-            None => free_port(),
+            None => {
+                // Bound and never listening: the collector refuses, and no other test's listener
+                // can take the port while this mesh runs (a port that was merely free could be).
+                let (socket, port) = refusing_port();
+                mesh.refusing = Some(socket);
+                port
+            }
         };
         let (tls_any, raw) = if self.istio_shaped {
             let ecds = dir.join("ecds");
@@ -528,6 +535,8 @@ pub struct Mesh {
     envoy_args: Vec<String>,
     /// The ECDS source of an Istio-shaped sidecar.
     ecds: Option<Ecds>,
+    /// Holds the otel-collector port of a mesh without a collector.
+    refusing: Option<std::os::fd::OwnedFd>,
 }
 
 /// The directory Envoy watches for the plugin's discovery response, and the last version written.
@@ -557,6 +566,13 @@ impl Mesh {
             .expect("run scripts/ecds.py");
         assert!(status.success(), "scripts/ecds.py failed");
         version
+    }
+
+    /// The server sidecar's `/stats/prometheus`.
+    pub fn prometheus(&self) -> String {
+        admin_get(&self.server_admin, "/stats/prometheus")
+            .expect("admin /stats/prometheus")
+            .text()
     }
 
     /// A counter or gauge of the server sidecar by its exact name (0 when Envoy has none).
@@ -793,6 +809,34 @@ pub fn process_alive(pid: u32) -> bool {
             .next()
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(e) => e.kind() != io::ErrorKind::NotFound,
+    }
+}
+
+/// A TCP port on 127.0.0.1 that refuses connections for as long as the returned socket lives: the
+/// socket is bound and never listens, so no other process can bind the port meanwhile.
+pub fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a socket this function owns; every pointer refers to a local
+    // of the size passed with it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+        let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len);
+        assert!(rc == 0, "bind: {}", io::Error::last_os_error());
+        let mut bound: libc::sockaddr_in = std::mem::zeroed();
+        let mut bound_len = len;
+        let rc = libc::getsockname(
+            fd,
+            (&mut bound as *mut libc::sockaddr_in).cast(),
+            &mut bound_len,
+        );
+        assert!(rc == 0, "getsockname: {}", io::Error::last_os_error());
+        (socket, u16::from_be(bound.sin_port))
     }
 }
 
