@@ -424,9 +424,9 @@ impl RequestFlow {
         let enforced = policy.mode == Mode::Enforce;
         host.increment(
             match (allowed, enforced) {
-                (true, _) => Metric::Allowed,
+                (true, _) => Metric::Allowed(reason),
                 (false, true) => Metric::Denied(reason),
-                (false, false) => Metric::DryRunDenied,
+                (false, false) => Metric::DryRunDenied(reason),
             },
             1,
         );

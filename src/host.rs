@@ -68,23 +68,30 @@ impl Map {
     }
 }
 
-/// Counters the plugin keeps in the proxy's stats.
+/// Counters the plugin keeps in the proxy's stats. Each is one Envoy stat whose name carries its
+/// labels in Istio's tag convention (`reason=.=no_mtls;.;`), so that a `stats_tags` entry per label
+/// (Istio: `extraStatTags`) turns them into Prometheus labels, and the rest of the name is the
+/// metric's: `pci_mesh_guard_requests_total{decision="deny",reason="no_mtls",dry_run="false"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
+    /// Requests let through, by the decision's reason (`rule` or `default`).
+    Allowed(&'static str),
+    /// Requests denied (and enforced), by reason.
+    Denied(&'static str),
+    /// Requests `dry_run` let through that enforcement would have denied, by reason.
+    DryRunDenied(&'static str),
     PanRedactedRequest,
     PanRedactedResponse,
     PanPassedRequest,
     PanPassedResponse,
-    Allowed,
-    /// Requests denied (and enforced), by reason.
-    Denied(&'static str),
-    /// Requests `dry_run` let through that enforcement would have denied.
-    DryRunDenied,
     AuditEmitted,
     AuditSent,
     AuditDropped,
     AuditSinkErrors,
 }
+
+/// Reasons a request is allowed for.
+pub const ALLOW_REASONS: [&str; 2] = ["rule", "default"];
 
 /// Reasons a request can be denied for, each with its own counter.
 pub const DENY_REASONS: [&str; 8] = [
@@ -98,6 +105,9 @@ pub const DENY_REASONS: [&str; 8] = [
     "audit_unavailable",
 ];
 
+/// The labels of the plugin's metrics, as `stats_tags` (Istio: `extraStatTags`) must name them.
+pub const METRIC_LABELS: [&str; 5] = ["decision", "reason", "dry_run", "direction", "outcome"];
+
 impl Metric {
     /// Every counter, in a fixed order (the adapter defines them in this order).
     pub fn all() -> impl Iterator<Item = Metric> {
@@ -106,30 +116,41 @@ impl Metric {
             Metric::PanRedactedResponse,
             Metric::PanPassedRequest,
             Metric::PanPassedResponse,
-            Metric::Allowed,
-            Metric::DryRunDenied,
             Metric::AuditEmitted,
             Metric::AuditSent,
             Metric::AuditDropped,
             Metric::AuditSinkErrors,
         ]
         .into_iter()
+        .chain(ALLOW_REASONS.into_iter().map(Metric::Allowed))
         .chain(DENY_REASONS.into_iter().map(Metric::Denied))
+        .chain(DENY_REASONS.into_iter().map(Metric::DryRunDenied))
     }
 
+    /// The Envoy stat name: labels first, then the metric's name.
     pub fn name(self) -> String {
+        let requests = |decision: &str, reason: &str, dry_run: bool| {
+            format!(
+                "decision=.={decision};.;reason=.={reason};.;dry_run=.={dry_run};.;pci_mesh_guard_requests_total"
+            )
+        };
+        let pans = |direction: &str, outcome: &str| {
+            format!("direction=.={direction};.;outcome=.={outcome};.;pci_mesh_guard_pans_total")
+        };
+        let audit =
+            |outcome: &str| format!("outcome=.={outcome};.;pci_mesh_guard_audit_events_total");
         match self {
-            Metric::PanRedactedRequest => "pci_mesh_guard.pan_redacted.request".into(),
-            Metric::PanRedactedResponse => "pci_mesh_guard.pan_redacted.response".into(),
-            Metric::PanPassedRequest => "pci_mesh_guard.pan_passed.request".into(),
-            Metric::PanPassedResponse => "pci_mesh_guard.pan_passed.response".into(),
-            Metric::Allowed => "pci_mesh_guard.requests.allowed".into(),
-            Metric::Denied(reason) => format!("pci_mesh_guard.requests.denied.{reason}"),
-            Metric::DryRunDenied => "pci_mesh_guard.requests.dry_run_denied".into(),
-            Metric::AuditEmitted => "pci_mesh_guard.audit.emitted".into(),
-            Metric::AuditSent => "pci_mesh_guard.audit.sent".into(),
-            Metric::AuditDropped => "pci_mesh_guard.audit.dropped".into(),
-            Metric::AuditSinkErrors => "pci_mesh_guard.audit.sink_errors".into(),
+            Metric::Allowed(reason) => requests("allow", reason, false),
+            Metric::Denied(reason) => requests("deny", reason, false),
+            Metric::DryRunDenied(reason) => requests("deny", reason, true),
+            Metric::PanRedactedRequest => pans("request", "redacted"),
+            Metric::PanRedactedResponse => pans("response", "redacted"),
+            Metric::PanPassedRequest => pans("request", "passed"),
+            Metric::PanPassedResponse => pans("response", "passed"),
+            Metric::AuditEmitted => audit("emitted"),
+            Metric::AuditSent => audit("sent"),
+            Metric::AuditDropped => audit("dropped"),
+            Metric::AuditSinkErrors => "pci_mesh_guard_audit_sink_errors_total".into(),
         }
     }
 }

@@ -122,11 +122,20 @@ fn every_request_is_audited_at_istios_default_log_levels() {
         );
         // Every event the plugin counted is in the log.
         assert_eq!(
-            stat(&mesh, "pci_mesh_guard.audit.emitted"),
+            stat(
+                &mesh,
+                "outcome=.=emitted;.;pci_mesh_guard_audit_events_total"
+            ),
             events.len() as u64,
             "Envoy {v}"
         );
-        assert_eq!(stat(&mesh, "pci_mesh_guard.audit.dropped"), 0);
+        assert_eq!(
+            stat(
+                &mesh,
+                "outcome=.=dropped;.;pci_mesh_guard_audit_events_total"
+            ),
+            0
+        );
         let (code, out) = mesh::verify_audit_cli(&mesh.dir.join("server.log"));
         assert_eq!(code, Some(0), "Envoy {v}: {out}");
         assert!(
@@ -170,10 +179,16 @@ fn a_log_level_changed_at_run_time_loses_no_event_silently() {
             "Envoy {v}: backend reached"
         );
         assert_eq!(
-            stat(&mesh, "pci_mesh_guard.requests.denied.audit_unavailable"),
+            stat(&mesh, "decision=.=deny;.;reason=.=audit_unavailable;.;dry_run=.=false;.;pci_mesh_guard_requests_total"),
             2
         );
-        assert_eq!(stat(&mesh, "pci_mesh_guard.audit.dropped"), 2);
+        assert_eq!(
+            stat(
+                &mesh,
+                "outcome=.=dropped;.;pci_mesh_guard_audit_events_total"
+            ),
+            2
+        );
 
         // Back at warning: the trail says what it lost before the next event, and verifies.
         mesh.set_server_log_level("wasm=warning");

@@ -145,6 +145,16 @@ fn a_new_configuration_applies_at_run_time_without_dropping_a_request() {
         );
         let (code, out) = mesh::verify_audit_cli(&mesh.dir.join("server.log"));
         assert_eq!(code, Some(0), "Envoy {v}: {out}");
+        // Istio's stats inclusion list keeps the plugin's metrics, and its tags label them.
+        let prometheus = mesh.prometheus();
+        assert!(
+            prometheus
+                .lines()
+                .any(|l| l.starts_with("pci_mesh_guard_requests_total{")
+                    && l.contains(r#"decision="allow""#)
+                    && l.contains(r#"reason="rule""#)),
+            "Envoy {v}: the plugin's metrics under Istio's stats matcher:\n{prometheus}"
+        );
     }
 }
 

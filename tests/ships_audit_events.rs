@@ -81,9 +81,9 @@ fn delivers_valid_otlp_requests_holding_the_sealed_events() {
             report.problems
         );
         assert!(
-            stat(&mesh, "pci_mesh_guard.audit.sent") >= 4,
+            stat(&mesh, "outcome=.=sent;.;pci_mesh_guard_audit_events_total") >= 4,
             "{:?}",
-            mesh.stats("pci_mesh_guard.audit")
+            mesh.stats("pci_mesh_guard_audit")
         );
     }
 }
@@ -116,8 +116,13 @@ fn collector_down_drops_with_counters_and_audit_failure_while_requests_flow() {
             )
         });
         assert!(failure["dropped"].as_u64().unwrap() >= 1);
-        assert!(stat(&mesh, "pci_mesh_guard.audit.dropped") >= 1);
-        assert!(stat(&mesh, "pci_mesh_guard.audit.sink_errors") >= 1);
+        assert!(
+            stat(
+                &mesh,
+                "outcome=.=dropped;.;pci_mesh_guard_audit_events_total"
+            ) >= 1
+        );
+        assert!(stat(&mesh, "pci_mesh_guard_audit_sink_errors_total") >= 1);
     }
 }
 
@@ -150,7 +155,7 @@ fn required_sink_refuses_requests_while_the_slow_collector_holds_the_queue() {
             .into_iter()
             .find(|e| e["reason"] == "audit_unavailable");
         assert!(refused.is_some(), "Envoy {}", envoy.version);
-        assert!(stat(&mesh, "pci_mesh_guard.requests.denied.audit_unavailable") >= 1);
+        assert!(stat(&mesh, "decision=.=deny;.;reason=.=audit_unavailable;.;dry_run=.=false;.;pci_mesh_guard_requests_total") >= 1);
     }
 }
 

@@ -313,7 +313,11 @@ fn allowed_caller_continues_and_is_audited_with_its_rule() {
         serde_json::json!({"request": "mask", "response": "mask"})
     );
     assert_eq!(e["duration_ms"], 0, "the fake clock stands still");
-    assert_eq!(host.metrics.borrow()["pci_mesh_guard.requests.allowed"], 1);
+    assert_eq!(
+        host.metrics.borrow()
+            ["decision=.=allow;.;reason=.=rule;.;dry_run=.=false;.;pci_mesh_guard_requests_total"],
+        1
+    );
 }
 
 #[test]
@@ -335,7 +339,7 @@ fn denied_caller_gets_the_spec_403_naming_nothing() {
     assert_eq!(events[0]["status"], 403);
     assert_eq!(events[0]["redaction"]["request"], "none");
     assert_eq!(
-        host.metrics.borrow()["pci_mesh_guard.requests.denied.default"],
+        host.metrics.borrow()["decision=.=deny;.;reason=.=default;.;dry_run=.=false;.;pci_mesh_guard_requests_total"],
         1
     );
 }
@@ -381,13 +385,13 @@ fn dry_run_lets_a_denied_request_through_and_marks_it() {
     assert_eq!(e["mode"], "dry_run");
     assert_eq!(e["status"], 200);
     assert_eq!(
-        host.metrics.borrow()["pci_mesh_guard.requests.dry_run_denied"],
+        host.metrics.borrow()
+            ["decision=.=deny;.;reason=.=default;.;dry_run=.=true;.;pci_mesh_guard_requests_total"],
         1
     );
-    assert!(!host
-        .metrics
-        .borrow()
-        .contains_key("pci_mesh_guard.requests.denied.default"));
+    assert!(!host.metrics.borrow().contains_key(
+        "decision=.=deny;.;reason=.=default;.;dry_run=.=false;.;pci_mesh_guard_requests_total"
+    ));
 }
 
 #[test]
@@ -493,11 +497,13 @@ fn masks_pans_in_headers_query_string_and_cookies() {
         "/v1/cards?number=****%20****%20****%201111&x=1"
     );
     assert_eq!(
-        host.metrics.borrow()["pci_mesh_guard.pan_redacted.request"],
+        host.metrics.borrow()
+            ["direction=.=request;.;outcome=.=redacted;.;pci_mesh_guard_pans_total"],
         3
     );
     assert_eq!(
-        host.metrics.borrow()["pci_mesh_guard.pan_redacted.response"],
+        host.metrics.borrow()
+            ["direction=.=response;.;outcome=.=redacted;.;pci_mesh_guard_pans_total"],
         1
     );
     let all_logs: String = host.logs.borrow().iter().map(|(_, l)| l.clone()).collect();
@@ -588,7 +594,7 @@ fn granted_caller_moves_pans_untouched_but_counted() {
     assert_eq!(e["pan"]["request_body"]["passed"], 1);
     assert_eq!(e["pan"]["request_headers"]["passed"], 1);
     assert_eq!(
-        host.metrics.borrow()["pci_mesh_guard.pan_passed.request"],
+        host.metrics.borrow()["direction=.=request;.;outcome=.=passed;.;pci_mesh_guard_pans_total"],
         2
     );
     assert!(!e.to_string().contains("4111111111111111"));
@@ -843,7 +849,10 @@ fn otlp_sink_ships_batches_and_reports_what_it_loses() {
         .unwrap()
         .contains(r#""event":"access""#));
     audit_answer(&host, &shared, Some(200), b"{}");
-    assert_eq!(host.metrics.borrow()["pci_mesh_guard.audit.sent"], 2);
+    assert_eq!(
+        host.metrics.borrow()["outcome=.=sent;.;pci_mesh_guard_audit_events_total"],
+        2
+    );
 
     // The collector fails for good: the batch is dropped and an audit_failure event written.
     for _ in 0..2 {
@@ -862,7 +871,10 @@ fn otlp_sink_ships_batches_and_reports_what_it_loses() {
         (failure["reason"].as_str(), failure["dropped"].as_u64()),
         (Some("delivery_failed"), Some(2))
     );
-    assert_eq!(host.metrics.borrow()["pci_mesh_guard.audit.dropped"], 2);
+    assert_eq!(
+        host.metrics.borrow()["outcome=.=dropped;.;pci_mesh_guard_audit_events_total"],
+        2
+    );
 }
 
 #[test]

@@ -77,7 +77,10 @@ fn access_events_go_to_filter_state_sealed_in_their_own_chain() {
         (first["event"].as_str(), first["status"].as_u64()),
         (Some("access"), Some(200))
     );
-    assert_eq!(host.metrics.borrow()["pci_mesh_guard.audit.emitted"], 4);
+    assert_eq!(
+        host.metrics.borrow()["outcome=.=emitted;.;pci_mesh_guard_audit_events_total"],
+        4
+    );
 }
 
 #[test]
@@ -120,7 +123,7 @@ fn with_the_log_off_requests_are_still_served_and_recorded() {
     assert!(!host
         .metrics
         .borrow()
-        .contains_key("pci_mesh_guard.audit.dropped"));
+        .contains_key("outcome=.=dropped;.;pci_mesh_guard_audit_events_total"));
 }
 
 #[test]
@@ -130,7 +133,10 @@ fn a_refused_filter_state_is_counted_and_reported() {
     let vm = Vm::start(&host);
     let (verdict, line) = vm.request(&host);
     assert_eq!((verdict, line), (Verdict::Continue, None));
-    assert_eq!(host.metrics.borrow()["pci_mesh_guard.audit.dropped"], 1);
+    assert_eq!(
+        host.metrics.borrow()["outcome=.=dropped;.;pci_mesh_guard_audit_events_total"],
+        1
+    );
     let failure = host
         .events()
         .into_iter()

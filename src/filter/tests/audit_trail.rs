@@ -47,10 +47,10 @@ fn verifies(host: &FakeHost) -> crate::audit::verify::Report {
     r
 }
 
-fn metric(host: &FakeHost, name: &str) -> u64 {
+fn metric(host: &FakeHost, metric: Metric) -> u64 {
     host.metrics
         .borrow()
-        .get(&format!("pci_mesh_guard.{name}"))
+        .get(&metric.name())
         .copied()
         .unwrap_or(0)
 }
@@ -137,8 +137,8 @@ fn with_the_log_off_requests_are_refused_and_the_loss_is_reported_when_it_return
         assert_eq!(vm.request(&host), Verdict::Stop);
         assert_eq!(host.replies.borrow().last().unwrap().0, 503);
     }
-    assert_eq!(metric(&host, "requests.denied.audit_unavailable"), 2);
-    assert_eq!(metric(&host, "audit.dropped"), 2);
+    assert_eq!(metric(&host, Metric::Denied("audit_unavailable")), 2);
+    assert_eq!(metric(&host, Metric::AuditDropped), 2);
     assert_eq!(
         events_at(&host).len(),
         1,
@@ -161,7 +161,7 @@ fn with_the_log_off_requests_are_refused_and_the_loss_is_reported_when_it_return
     assert_eq!(events[2]["decision"], "allow");
     // The lost events were never sealed: the chain has no gap, the failure event says what's missing.
     assert_eq!(verifies(&host).events, 3);
-    assert_eq!(metric(&host, "audit.dropped"), 2, "counted once");
+    assert_eq!(metric(&host, Metric::AuditDropped), 2, "counted once");
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn with_the_log_off_dry_run_serves_and_still_counts_what_it_loses() {
     let vm = Vm::start(&host, &POLICY.replace("{\n", "{\"mode\": \"dry_run\",\n"));
     host.log_off.set(true);
     assert_eq!(vm.request(&host), Verdict::Continue);
-    assert_eq!(metric(&host, "audit.dropped"), 1);
+    assert_eq!(metric(&host, Metric::AuditDropped), 1);
 }
 
 #[test]
@@ -179,7 +179,7 @@ fn with_the_otlp_sink_the_log_off_loses_nothing_and_refuses_nothing() {
     let vm = Vm::start(&host, OTLP);
     host.log_off.set(true);
     assert_eq!(vm.request(&host), Verdict::Continue);
-    assert_eq!(metric(&host, "audit.dropped"), 0);
+    assert_eq!(metric(&host, Metric::AuditDropped), 0);
     let body = audit_tick(&host, &vm.shared).expect("config and access events make a batch");
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let records = &v["resourceLogs"][0]["scopeLogs"][0]["logRecords"];

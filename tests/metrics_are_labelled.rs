@@ -1,0 +1,104 @@
+//! The plugin's counters reach Prometheus as metrics with labels: after a mix of traffic through
+//! real Envoy (with the `stats_tags` of the shipped sidecar config), `/stats/prometheus` has
+//! `pci_mesh_guard_requests_total` by decision, reason and dry_run, `pci_mesh_guard_pans_total` by
+//! direction and outcome, and `pci_mesh_guard_audit_events_total` by outcome, with the counts sent.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod mesh;
+
+use std::collections::BTreeMap;
+
+use mesh::{Mesh, Request};
+
+/// The samples of `name` in Prometheus text: labels (sorted) to value.
+fn samples(text: &str, name: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, labels) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let mut labels: Vec<&str> = labels.split(',').filter(|s| !s.is_empty()).collect();
+            labels.sort();
+            Some((labels.join(","), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn counters_reach_prometheus_with_their_labels() {
+    for envoy in mesh::envoys() {
+        let v = &envoy.version;
+        let config =
+            std::fs::read_to_string(mesh::root().join("envoy-config/demo-plugin-config.json"))
+                .unwrap();
+        let mesh = Mesh::builder(&envoy, "metrics").config(&config).up();
+        let charge = r#"{"card":"4111 1111 1111 1111","amount":1299}"#;
+        assert_eq!(
+            mesh.send("checkout", Request::post("/v1/charges", charge))
+                .status,
+            200
+        );
+        assert_eq!(
+            mesh.send("checkout", Request::post("/v1/charges", charge))
+                .status,
+            200
+        );
+        assert_eq!(
+            mesh.send("newsletter", Request::post("/v1/charges", "{}"))
+                .status,
+            403
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                mesh.send("plaintext", Request::post("/v1/charges", "{}"))
+                    .status,
+                403
+            );
+        }
+        let text = mesh.prometheus();
+        assert!(
+            text.contains("# TYPE pci_mesh_guard_requests_total counter"),
+            "Envoy {v}: no requests counter:\n{text}"
+        );
+        let requests = samples(&text, "pci_mesh_guard_requests_total");
+        let want = [
+            (r#"decision="allow",dry_run="false",reason="rule""#, 2.0),
+            (r#"decision="deny",dry_run="false",reason="default""#, 1.0),
+            (r#"decision="deny",dry_run="false",reason="no_mtls""#, 3.0),
+            (r#"decision="deny",dry_run="true",reason="no_mtls""#, 0.0),
+        ];
+        for (labels, n) in want {
+            assert_eq!(
+                requests.get(labels),
+                Some(&n),
+                "Envoy {v}: {labels} in {requests:#?}"
+            );
+        }
+        let pans = samples(&text, "pci_mesh_guard_pans_total");
+        assert_eq!(
+            pans.get(r#"direction="request",outcome="redacted""#),
+            Some(&2.0),
+            "Envoy {v}: {pans:#?}"
+        );
+        assert_eq!(
+            pans.get(r#"direction="response",outcome="passed""#),
+            Some(&0.0)
+        );
+        let audit = samples(&text, "pci_mesh_guard_audit_events_total");
+        assert!(
+            audit.get(r#"outcome="emitted""#).is_some_and(|n| *n >= 6.0),
+            "Envoy {v}: {audit:#?}"
+        );
+        // No name still carries an unextracted label.
+        assert!(
+            !text.contains("=.="),
+            "Envoy {v}: a label left in a name:\n{text}"
+        );
+    }
+}
