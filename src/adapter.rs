@@ -13,11 +13,13 @@ use proxy_wasm::types::{
 use crate::audit::{chain, Auditor, SharedAuditor, TOKEN_KEY_ENV};
 use crate::config::Policy;
 use crate::filter::{self, ConnectionCache, RequestFlow, SharedConnections, Verdict};
-use crate::host::{Direction, Host, HostError, LogLevel, Map, Metric};
+use crate::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric};
 
 thread_local! {
     /// Ids of the counters of `Metric::ALL`, defined once per VM.
     static METRICS: RefCell<Vec<Option<u32>>> = const { RefCell::new(Vec::new()) };
+    /// Ids of the gauges of `Gauge::ALL`.
+    static GAUGES: RefCell<Vec<Option<u32>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Defines the counters, once per VM: before the first configuration, so that its own `config`
@@ -30,6 +32,11 @@ fn define_metrics() {
         .map(|m| hostcalls::define_metric(MetricType::Counter, &m.name()).ok())
         .collect();
     METRICS.with(|m| *m.borrow_mut() = ids);
+    let gauges = Gauge::ALL
+        .iter()
+        .map(|g| hostcalls::define_metric(MetricType::Gauge, g.name()).ok())
+        .collect();
+    GAUGES.with(|g| *g.borrow_mut() = gauges);
 }
 
 fn map_type(map: Map) -> MapType {
@@ -125,6 +132,14 @@ impl Host for WasmHost {
         let id = METRICS.with(|m| index.and_then(|i| m.borrow().get(i).copied().flatten()));
         if let (Some(id), Ok(by)) = (id, i64::try_from(by)) {
             let _ = hostcalls::increment_metric(id, by);
+        }
+    }
+
+    fn set_gauge(&self, gauge: Gauge, value: u64) {
+        let index = Gauge::ALL.iter().position(|g| *g == gauge);
+        let id = GAUGES.with(|g| index.and_then(|i| g.borrow().get(i).copied().flatten()));
+        if let Some(id) = id {
+            let _ = hostcalls::record_metric(id, value);
         }
     }
 

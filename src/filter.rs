@@ -260,6 +260,13 @@ impl RequestFlow {
         json: bool,
     ) -> Option<Verdict> {
         if encoded {
+            host.increment(
+                Metric::Unscannable(match dir {
+                    Direction::Request => "request",
+                    Direction::Response => "response",
+                }),
+                1,
+            );
             let red = &policy.redaction;
             if red.compressed_body == CompressedBody::Block && policy.mode == Mode::Enforce {
                 let (status, error) = match dir {
@@ -391,11 +398,25 @@ impl RequestFlow {
         req_total.add(&req_body);
         let mut resp_total = self.resp.headers;
         resp_total.add(&resp_body);
+        // Card numbers let through in a direction: by `dry_run`, or else by a `pan` grant.
+        let passed = |mode: &str| {
+            if mode == "dry_run" {
+                "dry_run"
+            } else {
+                "granted"
+            }
+        };
         for (metric, n) in [
-            (Metric::PanRedactedRequest, req_total.redacted),
-            (Metric::PanPassedRequest, req_total.passed),
-            (Metric::PanRedactedResponse, resp_total.redacted),
-            (Metric::PanPassedResponse, resp_total.passed),
+            (Metric::Pans("request", "redacted"), req_total.redacted),
+            (
+                Metric::Pans("request", passed(self.modes.request)),
+                req_total.passed,
+            ),
+            (Metric::Pans("response", "redacted"), resp_total.redacted),
+            (
+                Metric::Pans("response", passed(self.modes.response)),
+                resp_total.passed,
+            ),
         ] {
             if n > 0 {
                 host.increment(metric, n);

@@ -80,10 +80,13 @@ pub enum Metric {
     Denied(&'static str),
     /// Requests `dry_run` let through that enforcement would have denied, by reason.
     DryRunDenied(&'static str),
-    PanRedactedRequest,
-    PanRedactedResponse,
-    PanPassedRequest,
-    PanPassedResponse,
+    /// Card numbers by direction (`request`, `response`) and outcome: `redacted`, `granted` (let
+    /// through by a `pan` grant), `dry_run` (let through by `dry_run`, a would-be leak).
+    Pans(&'static str, &'static str),
+    /// Bodies that could not be scanned (compressed), by direction.
+    Unscannable(&'static str),
+    /// Configurations the plugin accepted (`true`) or rejected.
+    Configurations(bool),
     AuditEmitted,
     AuditSent,
     AuditDropped,
@@ -105,23 +108,58 @@ pub const DENY_REASONS: [&str; 8] = [
     "audit_unavailable",
 ];
 
+/// What can become of a card number.
+pub const PAN_OUTCOMES: [&str; 3] = ["redacted", "granted", "dry_run"];
+const DIRECTIONS: [&str; 2] = ["request", "response"];
+
 /// The labels of the plugin's metrics, as `stats_tags` (Istio: `extraStatTags`) must name them.
-pub const METRIC_LABELS: [&str; 5] = ["decision", "reason", "dry_run", "direction", "outcome"];
+pub const METRIC_LABELS: [&str; 6] = [
+    "decision",
+    "reason",
+    "dry_run",
+    "direction",
+    "outcome",
+    "result",
+];
+
+/// Values the plugin sets rather than adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// The policy linter's findings on the configuration in force.
+    LintFindings,
+    /// Events waiting in the `otlp_http` sink's queue.
+    AuditQueueDepth,
+}
+
+impl Gauge {
+    pub const ALL: [Gauge; 2] = [Gauge::LintFindings, Gauge::AuditQueueDepth];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::LintFindings => "pci_mesh_guard_lint_findings",
+            Gauge::AuditQueueDepth => "pci_mesh_guard_audit_queue_depth",
+        }
+    }
+}
 
 impl Metric {
     /// Every counter, in a fixed order (the adapter defines them in this order).
     pub fn all() -> impl Iterator<Item = Metric> {
         [
-            Metric::PanRedactedRequest,
-            Metric::PanRedactedResponse,
-            Metric::PanPassedRequest,
-            Metric::PanPassedResponse,
             Metric::AuditEmitted,
             Metric::AuditSent,
             Metric::AuditDropped,
             Metric::AuditSinkErrors,
+            Metric::Configurations(true),
+            Metric::Configurations(false),
         ]
         .into_iter()
+        .chain(
+            DIRECTIONS
+                .into_iter()
+                .flat_map(|d| PAN_OUTCOMES.into_iter().map(move |o| Metric::Pans(d, o))),
+        )
+        .chain(DIRECTIONS.into_iter().map(Metric::Unscannable))
         .chain(ALLOW_REASONS.into_iter().map(Metric::Allowed))
         .chain(DENY_REASONS.into_iter().map(Metric::Denied))
         .chain(DENY_REASONS.into_iter().map(Metric::DryRunDenied))
@@ -143,10 +181,14 @@ impl Metric {
             Metric::Allowed(reason) => requests("allow", reason, false),
             Metric::Denied(reason) => requests("deny", reason, false),
             Metric::DryRunDenied(reason) => requests("deny", reason, true),
-            Metric::PanRedactedRequest => pans("request", "redacted"),
-            Metric::PanRedactedResponse => pans("response", "redacted"),
-            Metric::PanPassedRequest => pans("request", "passed"),
-            Metric::PanPassedResponse => pans("response", "passed"),
+            Metric::Pans(direction, outcome) => pans(direction, outcome),
+            Metric::Unscannable(direction) => {
+                format!("direction=.={direction};.;pci_mesh_guard_unscannable_bodies_total")
+            }
+            Metric::Configurations(accepted) => format!(
+                "result=.={};.;pci_mesh_guard_configurations_total",
+                if accepted { "accepted" } else { "rejected" }
+            ),
             Metric::AuditEmitted => audit("emitted"),
             Metric::AuditSent => audit("sent"),
             Metric::AuditDropped => audit("dropped"),
@@ -187,6 +229,7 @@ pub trait Host {
     /// Aborts the stream: the last resort when neither passing nor answering is safe.
     fn reset(&self, dir: Direction);
     fn increment(&self, metric: Metric, by: u64);
+    fn set_gauge(&self, gauge: Gauge, value: u64);
     /// Sets this stream's filter state `wasm.<name>`, which Envoy's access log can write
     /// (`%FILTER_STATE(wasm.<name>:PLAIN)%`).
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError>;

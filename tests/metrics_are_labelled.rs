@@ -61,7 +61,15 @@ fn counters_reach_prometheus_with_their_labels() {
                 403
             );
         }
-        let text = mesh.prometheus();
+        // Each request is counted when its stream ends, which may be just after its answer.
+        let text = mesh::eventually(std::time::Duration::from_secs(5), || {
+            let text = mesh.prometheus();
+            let counted: f64 = samples(&text, "pci_mesh_guard_requests_total")
+                .values()
+                .sum();
+            (counted >= 6.0).then_some(text)
+        })
+        .unwrap_or_else(|| mesh.prometheus());
         assert!(
             text.contains("# TYPE pci_mesh_guard_requests_total counter"),
             "Envoy {v}: no requests counter:\n{text}"
@@ -87,8 +95,31 @@ fn counters_reach_prometheus_with_their_labels() {
             "Envoy {v}: {pans:#?}"
         );
         assert_eq!(
-            pans.get(r#"direction="response",outcome="passed""#),
+            pans.get(r#"direction="response",outcome="granted""#),
             Some(&0.0)
+        );
+        assert_eq!(
+            pans.get(r#"direction="request",outcome="dry_run""#),
+            Some(&0.0)
+        );
+        let unscannable = samples(&text, "pci_mesh_guard_unscannable_bodies_total");
+        assert_eq!(
+            unscannable.get(r#"direction="request""#),
+            Some(&0.0),
+            "Envoy {v}"
+        );
+        let configs = samples(&text, "pci_mesh_guard_configurations_total");
+        assert!(
+            configs
+                .get(r#"result="accepted""#)
+                .is_some_and(|n| *n >= 1.0),
+            "Envoy {v}: {configs:#?}"
+        );
+        assert_eq!(configs.get(r#"result="rejected""#), Some(&0.0), "Envoy {v}");
+        assert!(
+            text.contains("# TYPE pci_mesh_guard_lint_findings gauge")
+                && text.contains("# TYPE pci_mesh_guard_audit_queue_depth gauge"),
+            "Envoy {v}: the gauges:\n{text}"
         );
         let audit = samples(&text, "pci_mesh_guard_audit_events_total");
         assert!(

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pci_mesh_guard::host::{Direction, Host, HostError, LogLevel, Map, Metric};
+use pci_mesh_guard::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric};
 
 pub const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
@@ -97,6 +97,7 @@ impl Host for BenchHost {
     }
     fn reset(&self, _: Direction) {}
     fn increment(&self, _: Metric, _: u64) {}
+    fn set_gauge(&self, _: Gauge, _: u64) {}
     fn log(&self, _: LogLevel, message: &str) {
         self.logged.set(self.logged.get() + message.len());
     }

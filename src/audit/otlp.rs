@@ -78,6 +78,11 @@ impl Shipper {
         }
     }
 
+    /// Events waiting to be sent (a batch in flight is not counted).
+    pub fn depth(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Queues one sealed event. `false` when the queue is full and the event was dropped.
     pub fn push(&mut self, line: String) -> bool {
         if self.is_full() {

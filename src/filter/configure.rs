@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use crate::audit::{self, ConfigEvent, SharedAuditor};
 use crate::config::{Policy, Sink};
-use crate::host::{Host, LogLevel};
+use crate::host::{Gauge, Host, LogLevel, Metric};
 
 use super::{emit, LOG_PREFIX};
 
@@ -53,6 +53,8 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
                 a.configure_sink(policy.audit.otlp.clone());
             }
             emit(host, auditor, &event);
+            host.increment(Metric::Configurations(true), 1);
+            host.set_gauge(Gauge::LintFindings, policy.findings.len() as u64);
             super::sink::report_drops(host, auditor);
             for w in &event.warnings {
                 host.log(LogLevel::Warn, &format!("{LOG_PREFIX} {w}"));
@@ -84,6 +86,7 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
             );
             event.error = Some(e);
             emit(host, auditor, &event);
+            host.increment(Metric::Configurations(false), 1);
             None
         }
     }

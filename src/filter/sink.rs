@@ -3,7 +3,7 @@
 
 use crate::audit::{self, SharedAuditor};
 use crate::config::Sink;
-use crate::host::{Host, LogLevel, Metric};
+use crate::host::{Gauge, Host, LogLevel, Metric};
 
 use super::LOG_PREFIX;
 
@@ -124,7 +124,11 @@ pub fn emit_access<H: Host>(
 pub fn audit_tick<H: Host>(host: &H, auditor: &SharedAuditor) -> Option<Vec<u8>> {
     report_drops(host, auditor);
     let now = host.now();
-    auditor.try_borrow_mut().ok()?.shipper.as_mut()?.due(now)
+    let mut a = auditor.try_borrow_mut().ok()?;
+    let shipper = a.shipper.as_mut()?;
+    let due = shipper.due(now);
+    host.set_gauge(Gauge::AuditQueueDepth, shipper.depth() as u64);
+    due
 }
 
 /// Writes an `audit_failure` event for the events the sink refused (full queue) or lost (replaced

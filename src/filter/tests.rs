@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::host::HostError;
+use crate::host::{Gauge, HostError};
 
 const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
@@ -205,6 +205,12 @@ impl Host for FakeHost {
         self.count("increment", 0);
         *self.metrics.borrow_mut().entry(metric.name()).or_default() += by;
         assert!(Metric::all().any(|m| m == metric), "{metric:?} is defined");
+    }
+    fn set_gauge(&self, gauge: Gauge, value: u64) {
+        self.count("set_gauge", 0);
+        self.metrics
+            .borrow_mut()
+            .insert(gauge.name().to_owned(), value);
     }
     fn log(&self, level: LogLevel, message: &str) {
         self.count("log", message.len());
@@ -419,6 +425,25 @@ fn rejected_configuration_logs_one_error_line_naming_the_key() {
     let events = host.events();
     assert_eq!(events[0]["event"], "config");
     assert_eq!(events[0]["accepted"], false);
+    let metrics = host.metrics.borrow();
+    assert_eq!(metrics[&Metric::Configurations(false).name()], 1);
+    assert!(!metrics.contains_key(&Metric::Configurations(true).name()));
+}
+
+#[test]
+fn an_accepted_configuration_is_counted_with_its_linter_findings_as_a_gauge() {
+    let host = FakeHost::default();
+    // A rule that can never match anything the default would not already allow: a finding.
+    let json =
+        r#"{"authorization":{"default_action":"allow","rules":[{"name":"a","paths":["/x"]}]}}"#;
+    let policy = configure(&host, json.as_bytes(), &auditor()).expect("accepted");
+    assert!(!policy.findings.is_empty(), "the linter finds something");
+    let metrics = host.metrics.borrow();
+    assert_eq!(metrics[&Metric::Configurations(true).name()], 1);
+    assert_eq!(
+        metrics[Gauge::LintFindings.name()],
+        policy.findings.len() as u64
+    );
 }
 
 #[test]
@@ -594,7 +619,8 @@ fn granted_caller_moves_pans_untouched_but_counted() {
     assert_eq!(e["pan"]["request_body"]["passed"], 1);
     assert_eq!(e["pan"]["request_headers"]["passed"], 1);
     assert_eq!(
-        host.metrics.borrow()["direction=.=request;.;outcome=.=passed;.;pci_mesh_guard_pans_total"],
+        host.metrics.borrow()
+            ["direction=.=request;.;outcome=.=granted;.;pci_mesh_guard_pans_total"],
         2
     );
     assert!(!e.to_string().contains("4111111111111111"));
@@ -619,6 +645,10 @@ fn dry_run_rewrites_nothing_but_counts_what_it_would_mask() {
     assert_eq!(e["redaction"]["request"], "dry_run");
     assert_eq!(e["pan"]["request_body"]["found"], 1);
     assert_eq!(e["pan"]["request_body"]["passed"], 1);
+    // A would-be leak, told apart from a granted one.
+    let metrics = host.metrics.borrow();
+    assert_eq!(metrics[&Metric::Pans("request", "dry_run").name()], 1);
+    assert!(!metrics.contains_key(&Metric::Pans("request", "granted").name()));
 }
 
 #[test]
@@ -663,6 +693,9 @@ fn compressed_bodies_pass_unscanned_and_audited_under_pass() {
         e["unscannable"],
         serde_json::json!(["request_body", "response_body"])
     );
+    let metrics = host.metrics.borrow();
+    assert_eq!(metrics[&Metric::Unscannable("request").name()], 1);
+    assert_eq!(metrics[&Metric::Unscannable("response").name()], 1);
 }
 
 #[test]
