@@ -128,7 +128,7 @@ impl Host for WasmHost {
     }
 
     fn increment(&self, metric: Metric, by: u64) {
-        let index = Metric::all().position(|m| m == metric);
+        let index = metric.index();
         let id = METRICS.with(|m| index.and_then(|i| m.borrow().get(i).copied().flatten()));
         if let (Some(id), Ok(by)) = (id, i64::try_from(by)) {
             let _ = hostcalls::increment_metric(id, by);

@@ -165,6 +165,33 @@ impl Metric {
         .chain(DENY_REASONS.into_iter().map(Metric::DryRunDenied))
     }
 
+    /// Where the counter stands in `all()`, found without walking it (it is asked on every
+    /// increment). `None` for a label value `all()` does not define.
+    pub fn index(self) -> Option<usize> {
+        let at = |list: &[&str], value: &str| list.iter().position(|v| *v == value);
+        let fixed = 6;
+        let pans = fixed;
+        let unscannable = pans + DIRECTIONS.len() * PAN_OUTCOMES.len();
+        let allowed = unscannable + DIRECTIONS.len();
+        let denied = allowed + ALLOW_REASONS.len();
+        let dry_run = denied + DENY_REASONS.len();
+        match self {
+            Metric::AuditEmitted => Some(0),
+            Metric::AuditSent => Some(1),
+            Metric::AuditDropped => Some(2),
+            Metric::AuditSinkErrors => Some(3),
+            Metric::Configurations(true) => Some(4),
+            Metric::Configurations(false) => Some(5),
+            Metric::Pans(d, o) => {
+                Some(pans + at(&DIRECTIONS, d)? * PAN_OUTCOMES.len() + at(&PAN_OUTCOMES, o)?)
+            }
+            Metric::Unscannable(d) => Some(unscannable + at(&DIRECTIONS, d)?),
+            Metric::Allowed(r) => Some(allowed + at(&ALLOW_REASONS, r)?),
+            Metric::Denied(r) => Some(denied + at(&DENY_REASONS, r)?),
+            Metric::DryRunDenied(r) => Some(dry_run + at(&DENY_REASONS, r)?),
+        }
+    }
+
     /// The Envoy stat name: labels first, then the metric's name.
     pub fn name(self) -> String {
         let requests = |decision: &str, reason: &str, dry_run: bool| {
@@ -248,4 +275,18 @@ pub fn text(value: Option<Vec<u8>>) -> String {
     value
         .map(|v| String::from_utf8_lossy(&v).into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_finds_its_own_place_in_all() {
+        for (i, m) in Metric::all().enumerate() {
+            assert_eq!(m.index(), Some(i), "{m:?}");
+        }
+        assert_eq!(Metric::Denied("not_a_reason").index(), None);
+        assert_eq!(Metric::Pans("sideways", "redacted").index(), None);
+    }
 }

@@ -204,7 +204,7 @@ impl Host for FakeHost {
     fn increment(&self, metric: Metric, by: u64) {
         self.count("increment", 0);
         *self.metrics.borrow_mut().entry(metric.name()).or_default() += by;
-        assert!(Metric::all().any(|m| m == metric), "{metric:?} is defined");
+        assert!(metric.index().is_some(), "{metric:?} is defined");
     }
     fn set_gauge(&self, gauge: Gauge, value: u64) {
         self.count("set_gauge", 0);
