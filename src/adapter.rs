@@ -1,6 +1,7 @@
 //! The proxy-wasm adapter: root and HTTP contexts that forward each callback to `filter`.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,9 @@ use proxy_wasm::types::{
 
 use crate::audit::{chain, Auditor, SharedAuditor, TOKEN_KEY_ENV};
 use crate::config::Policy;
-use crate::filter::{self, ConnectionCache, RequestFlow, SharedConnections, Verdict};
+use crate::filter::{
+    self, CallerLabels, ConnectionCache, RequestFlow, SharedCallers, SharedConnections, Verdict,
+};
 use crate::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric};
 
 thread_local! {
@@ -20,6 +23,9 @@ thread_local! {
     static METRICS: RefCell<Vec<Option<u32>>> = const { RefCell::new(Vec::new()) };
     /// Ids of the gauges of `Gauge::ALL`.
     static GAUGES: RefCell<Vec<Option<u32>>> = const { RefCell::new(Vec::new()) };
+    /// Ids of the counters named at run time (denials by caller), defined on first use; the flow
+    /// bounds how many names there are.
+    static NAMED: RefCell<HashMap<String, Option<u32>>> = RefCell::new(HashMap::new());
 }
 
 /// Defines the counters, once per VM: before the first configuration, so that its own `config`
@@ -135,6 +141,21 @@ impl Host for WasmHost {
         }
     }
 
+    fn increment_named(&self, name: &str, by: u64) {
+        let id = NAMED.with(|named| {
+            let mut named = named.try_borrow_mut().ok()?;
+            if let Some(id) = named.get(name) {
+                return *id;
+            }
+            let id = hostcalls::define_metric(MetricType::Counter, name).ok();
+            named.insert(name.to_owned(), id);
+            id
+        });
+        if let (Some(id), Ok(by)) = (id, i64::try_from(by)) {
+            let _ = hostcalls::increment_metric(id, by);
+        }
+    }
+
     fn set_gauge(&self, gauge: Gauge, value: u64) {
         let index = Gauge::ALL.iter().position(|g| *g == gauge);
         let id = GAUGES.with(|g| index.and_then(|i| g.borrow().get(i).copied().flatten()));
@@ -196,6 +217,7 @@ struct Root {
     policy: Option<Rc<Policy>>,
     auditor: SharedAuditor,
     connections: SharedConnections,
+    callers: SharedCallers,
 }
 
 impl Root {
@@ -212,6 +234,7 @@ impl Root {
                 .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
                 .shared(),
             connections: ConnectionCache::shared(),
+            callers: CallerLabels::shared(),
         }
     }
 }
@@ -292,7 +315,8 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
             flow: RequestFlow::new(self.policy.clone(), self.auditor.clone())
-                .with_connections(self.connections.clone()),
+                .with_connections(self.connections.clone())
+                .with_callers(self.callers.clone()),
         }))
     }
 

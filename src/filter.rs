@@ -3,6 +3,7 @@
 //! This is the whole behaviour of the plugin; `adapter` only forwards proxy-wasm callbacks here.
 
 mod body;
+mod callers;
 mod configure;
 mod connection;
 mod redaction;
@@ -17,6 +18,7 @@ use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
 use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
+pub use callers::{CallerLabels, SharedCallers, CALLERS_NAMED};
 pub use configure::configure;
 pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
 pub use sink::{
@@ -63,6 +65,8 @@ pub struct RequestFlow {
     override_reason: Option<&'static str>,
     /// Where the facts of connections are kept between requests (the root's); `None`: read every time.
     connections: Option<SharedConnections>,
+    /// The callers named in the denial counters so far (the root's); `None`: no bound kept.
+    callers: Option<SharedCallers>,
     /// The facts of this request's connection (the peer, this sidecar's own identity).
     conn: Rc<ConnectionFacts>,
     started: Option<std::time::SystemTime>,
@@ -88,6 +92,7 @@ impl RequestFlow {
             decision: None,
             override_reason: None,
             connections: None,
+            callers: None,
             conn: Rc::default(),
             started: None,
             modes: audit::RedactionModes::default(),
@@ -106,6 +111,12 @@ impl RequestFlow {
     /// known connection does not read them again.
     pub fn with_connections(mut self, cache: SharedConnections) -> RequestFlow {
         self.connections = Some(cache);
+        self
+    }
+
+    /// Counts denials by caller under the VM-wide bound kept in `callers` (the root context's).
+    pub fn with_callers(mut self, callers: SharedCallers) -> RequestFlow {
+        self.callers = Some(callers);
         self
     }
 
@@ -451,6 +462,14 @@ impl RequestFlow {
             },
             1,
         );
+        if !allowed {
+            let principal = self.principal.as_deref();
+            let caller = match self.callers.as_ref().and_then(|c| c.try_borrow_mut().ok()) {
+                Some(mut named) => named.label(principal).to_owned(),
+                None => callers::unbounded_label(principal).to_owned(),
+            };
+            host.increment_named(&callers::stat_name(&caller, reason, !enforced), 1);
+        }
         let now = host.now();
         let request = std::mem::take(&mut self.info);
         let redaction = std::mem::take(&mut self.modes);

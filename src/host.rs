@@ -113,7 +113,8 @@ pub const PAN_OUTCOMES: [&str; 3] = ["redacted", "granted", "dry_run"];
 const DIRECTIONS: [&str; 2] = ["request", "response"];
 
 /// The labels of the plugin's metrics, as `stats_tags` (Istio: `extraStatTags`) must name them.
-pub const METRIC_LABELS: [&str; 6] = [
+pub const METRIC_LABELS: [&str; 7] = [
+    "caller",
     "decision",
     "reason",
     "dry_run",
@@ -256,6 +257,9 @@ pub trait Host {
     /// Aborts the stream: the last resort when neither passing nor answering is safe.
     fn reset(&self, dir: Direction);
     fn increment(&self, metric: Metric, by: u64);
+    /// Adds to a counter whose name the flow builds at run time (one per denied caller), defined
+    /// on first use. The flow bounds how many such names there are.
+    fn increment_named(&self, name: &str, by: u64);
     fn set_gauge(&self, gauge: Gauge, value: u64);
     /// Sets this stream's filter state `wasm.<name>`, which Envoy's access log can write
     /// (`%FILTER_STATE(wasm.<name>:PLAIN)%`).

@@ -1,7 +1,8 @@
 //! The plugin's counters reach Prometheus as metrics with labels: after a mix of traffic through
 //! real Envoy (with the `stats_tags` of the shipped sidecar config), `/stats/prometheus` has
 //! `pci_mesh_guard_requests_total` by decision, reason and dry_run, `pci_mesh_guard_pans_total` by
-//! direction and outcome, and `pci_mesh_guard_audit_events_total` by outcome, with the counts sent.
+//! direction and outcome, `pci_mesh_guard_denied_callers_total` by caller, and
+//! `pci_mesh_guard_audit_events_total` by outcome, with the counts sent.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod mesh;
@@ -88,6 +89,29 @@ fn counters_reach_prometheus_with_their_labels() {
                 "Envoy {v}: {labels} in {requests:#?}"
             );
         }
+        let callers = samples(&text, "pci_mesh_guard_denied_callers_total");
+        let want = [
+            (
+                r#"caller="spiffe://cluster.local/ns/marketing/sa/newsletter",dry_run="false",reason="default""#,
+                1.0,
+            ),
+            (
+                r#"caller="unauthenticated",dry_run="false",reason="no_mtls""#,
+                3.0,
+            ),
+        ];
+        for (labels, n) in want {
+            assert_eq!(
+                callers.get(labels),
+                Some(&n),
+                "Envoy {v}: {labels} in {callers:#?}"
+            );
+        }
+        assert_eq!(
+            callers.len(),
+            2,
+            "Envoy {v}: only denied callers: {callers:#?}"
+        );
         let pans = samples(&text, "pci_mesh_guard_pans_total");
         assert_eq!(
             pans.get(r#"direction="request",outcome="redacted""#),

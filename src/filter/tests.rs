@@ -206,6 +206,14 @@ impl Host for FakeHost {
         *self.metrics.borrow_mut().entry(metric.name()).or_default() += by;
         assert!(metric.index().is_some(), "{metric:?} is defined");
     }
+    fn increment_named(&self, name: &str, by: u64) {
+        self.count("increment", 0);
+        *self
+            .metrics
+            .borrow_mut()
+            .entry(name.to_owned())
+            .or_default() += by;
+    }
     fn set_gauge(&self, gauge: Gauge, value: u64) {
         self.count("set_gauge", 0);
         self.metrics
@@ -324,6 +332,14 @@ fn allowed_caller_continues_and_is_audited_with_its_rule() {
             ["decision=.=allow;.;reason=.=rule;.;dry_run=.=false;.;pci_mesh_guard_requests_total"],
         1
     );
+    assert!(
+        !host
+            .metrics
+            .borrow()
+            .keys()
+            .any(|k| k.ends_with("pci_mesh_guard_denied_callers_total")),
+        "an allowed caller is not counted as denied"
+    );
 }
 
 #[test]
@@ -348,6 +364,11 @@ fn denied_caller_gets_the_spec_403_naming_nothing() {
         host.metrics.borrow()["decision=.=deny;.;reason=.=default;.;dry_run=.=false;.;pci_mesh_guard_requests_total"],
         1
     );
+    assert_eq!(
+        host.metrics.borrow()["caller=.=spiffe://cluster.local/ns/marketing/sa/newsletter;.;\
+                               reason=.=default;.;dry_run=.=false;.;pci_mesh_guard_denied_callers_total"],
+        1
+    );
 }
 
 #[test]
@@ -367,6 +388,11 @@ fn plaintext_connection_is_denied_as_no_mtls() {
     assert_eq!(run(&mut host, POLICY), Verdict::Stop);
     assert_eq!(host.events()[0]["reason"], "no_mtls");
     assert_eq!(host.events()[0]["principal"], serde_json::Value::Null);
+    assert_eq!(
+        host.metrics.borrow()["caller=.=unauthenticated;.;reason=.=no_mtls;.;dry_run=.=false;.;\
+                               pci_mesh_guard_denied_callers_total"],
+        1
+    );
 }
 
 #[test]
@@ -398,6 +424,11 @@ fn dry_run_lets_a_denied_request_through_and_marks_it() {
     assert!(!host.metrics.borrow().contains_key(
         "decision=.=deny;.;reason=.=default;.;dry_run=.=false;.;pci_mesh_guard_requests_total"
     ));
+    assert_eq!(
+        host.metrics.borrow()["caller=.=spiffe://cluster.local/ns/marketing/sa/newsletter;.;\
+                               reason=.=default;.;dry_run=.=true;.;pci_mesh_guard_denied_callers_total"],
+        1
+    );
 }
 
 #[test]
