@@ -4,6 +4,8 @@
 # the caller got, what the backend saw and the audit lines, then stops everything it started.
 #   scripts/demo.sh          run the scenes and stop
 #   scripts/demo.sh --keep   leave the mesh running afterwards and print how to use it
+#   scripts/demo.sh --observe   also run a real Prometheus over the server sidecar with the shipped
+#                               alert rules (scripts/observe.sh), and show the alerts the scenes trip
 # PMG_DOCKER=1 runs the sidecars in the stock envoyproxy/envoy image instead (see scripts/mesh.sh).
 # PMG_DEMO_DIR: where the mesh's state and logs go (default .work/demo).
 # PMG_ISTIO=1 shapes the server sidecar as Istio runs it (its configuration by ECDS, Istio's RBAC after
@@ -12,11 +14,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 keep=0
-case "${1:-}" in
-  --keep) keep=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
-esac
+observe=0
+for arg in "$@"; do
+  case "$arg" in
+    --keep) keep=1 ;;
+    --observe) observe=1 ;;
+    *) echo "usage: $0 [--keep] [--observe]" >&2; exit 2 ;;
+  esac
+done
 
 dir=${PMG_DEMO_DIR:-$root/.work/demo}
 port=${PMG_OUTBOUND_PORT:-15001}
@@ -44,16 +49,29 @@ if [ "${PMG_ISTIO:-0}" = 1 ]; then
 else
   grep -h 'wasm log' "$dir/server.log" | grep -m1 'configuration accepted' | sed 's/^/  /' || true
 fi
+if [ $observe = 1 ]; then
+  command -v prometheus >/dev/null || { echo "--observe needs Prometheus: apt-get install prometheus" >&2; exit 1; }
+  scripts/observe.sh up "$dir"
+  echo "Prometheus: $(cat "$dir/prometheus.url") scrapes the server sidecar every second,"
+  echo "  with the alert rules of envoy-config/prometheus/alerts.yaml"
+fi
 
 # call NAME CALLER METHOD PATH [BODY]: one request through the client sidecar, as workload CALLER.
+# With COMPRESS=1 the body is sent gzip-compressed (content-encoding: gzip).
 call() {
   local id=$1 caller=$2 method=$3 path=$4 body=${5:-}
-  local before out
+  local before out data=()
   before=$(wc -l <"$dir/received.jsonl")
-  echo "$caller -> $method $path ${body:+with body $body}"
+  echo "$caller -> $method $path ${body:+with body $body}${COMPRESS:+ (gzip-compressed)}"
+  if [ -n "$body" ]; then
+    data=(-H 'content-type: application/json' --data "$body")
+    if [ -n "${COMPRESS:-}" ]; then
+      printf '%s' "$body" | gzip -c >"$dir/body.gz"
+      data=(-H 'content-type: application/json' -H 'content-encoding: gzip' --data-binary "@$dir/body.gz")
+    fi
+  fi
   out=$(curl -sS -X "$method" "http://127.0.0.1:$port$path" -H "x-mesh-caller: $caller" \
-    -H "x-request-id: $id" ${body:+-H 'content-type: application/json' --data "$body"} \
-    -w '\n%{http_code}' || true)
+    -H "x-request-id: $id" "${data[@]}" -w '\n%{http_code}' || true)
   echo "  caller got:   $(tail -n1 <<<"$out") $(sed '$d' <<<"$out")"
   sleep 0.3
   python3 - "$dir/received.jsonl" "$before" <<'PY'
@@ -99,6 +117,9 @@ call demo-9 checkout GET /fixture/card-on-file.json
 say "Scene 10: fraud-scoring holds a pan grant for responses (rule risk-may-read-card-data): the number passes"
 call demo-10 fraud GET /fixture/card-on-file.json
 
+say "Scene 11: checkout sends a gzip-compressed body: it cannot be scanned for card numbers, so it is refused (415)"
+COMPRESS=1 call demo-11 checkout POST /v1/charges '{"card":"4111 1111 1111 1111","amount":1299}'
+
 say "Audit events written by the filter (server sidecar log, one JSON object per line)"
 sleep 0.5
 grep -h 'wasm log' "$dir/server.log" | grep -o '{"schema".*' | grep '"event":"access"' | while read -r line; do
@@ -133,7 +154,7 @@ if [ "${PMG_ISTIO:-0}" = 1 ]; then
   ecds_stat() {
     curl -s "http://$admin/stats" | awk -v s="extension_config_discovery.http_filter.payments.pci-mesh-guard.$1:" '$1 == s { print $2 }'
   }
-  say "Scene 11: a configuration with a misspelt key arrives by ECDS: Envoy rejects it, the policy in force stays"
+  say "Scene 12: a configuration with a misspelt key arrives by ECDS: Envoy rejects it, the policy in force stays"
   bad=$dir/rejected-config.json
   python3 - "$config" "$bad" <<'PY'
 import json, sys
@@ -146,12 +167,27 @@ PY
   for _ in $(seq 1 50); do [ "$(ecds_stat config_fail)" = 1 ] && break; sleep 0.2; done
   echo "  config_fail=$(ecds_stat config_fail) update_success=$(ecds_stat update_success)"
   grep -h -m1 -o 'configuration rejected: [^"]*' "$dir/server.log" | sed 's/^/  /' || true
-  call demo-11 newsletter POST /v1/charges '{"amount":1}'
-  say "Scene 12: the shipped configuration again, delivered at run time: accepted"
+  call demo-12 newsletter POST /v1/charges '{"amount":1}'
+  say "Scene 13: the shipped configuration again, delivered at run time: accepted"
   scripts/mesh.sh deliver "$dir" "$config"
   for _ in $(seq 1 50); do [ "$(ecds_stat update_success)" = 2 ] && break; sleep 0.2; done
   echo "  config_fail=$(ecds_stat config_fail) update_success=$(ecds_stat update_success)"
-  call demo-12 checkout POST /v1/charges '{"amount":1299,"currency":"EUR"}'
+  call demo-13 checkout POST /v1/charges '{"amount":1299,"currency":"EUR"}'
+fi
+
+if [ $observe = 1 ]; then
+  say "Prometheus: the alerts the scenes tripped (from its API, $(cat "$dir/prometheus.url")/api/v1/alerts)"
+  want=(PciMeshGuardPlaintextRefused PciMeshGuardUnscannableBodies)
+  [ "${PMG_ISTIO:-0}" = 1 ] && want+=(PciMeshGuardConfigRejected)
+  scripts/observe.sh wait "$dir" "${want[@]}"
+  echo "  requests denied by caller in the last 5 minutes (the dashboard's 'top denied callers'):"
+  scripts/observe.sh query "$dir" \
+    'topk(5, sum by (caller, reason) (pci_mesh_guard_denied_callers_total
+       - (pci_mesh_guard_denied_callers_total offset 5m or 0 * pci_mesh_guard_denied_callers_total)) > 0)' |
+    python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["data"]["result"]:
+    print("    %-55s %-20s %s" % (r["metric"]["caller"], r["metric"]["reason"], round(float(r["value"][1]))))'
 fi
 
 if [ $keep = 1 ]; then
@@ -163,4 +199,5 @@ if [ $keep = 1 ]; then
   audit events:   tail -f $dir/server.log | grep -o '{"schema".*'
   stop it:        scripts/mesh.sh down $dir
 EOT
+  [ $observe = 0 ] || echo "  Prometheus:     $(cat "$dir/prometheus.url") (alerts: scripts/observe.sh alerts $dir)"
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing need beyond cargo itself, idempotently:
 # the wasm targets, wasm-bindgen-test-runner (the version Cargo.lock pins, into .tools/), and checks
-# for the system tools the mesh uses (python3, openssl, node) and the OCI image test (skopeo,
-# docker-registry), installing them from Debian when run as root.
+# for the system tools the mesh uses (python3, openssl, node), the OCI image test (skopeo,
+# docker-registry) and the metrics tests (Debian's prometheus, with promtool), installing them from
+# Debian when run as root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,16 +17,22 @@ for c in clippy rustfmt; do
 done
 
 missing=()
-for cmd in python3 openssl node curl skopeo docker-registry; do
+for cmd in python3 openssl node curl gzip skopeo docker-registry prometheus promtool; do
   command -v "$cmd" >/dev/null || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     pkgs=()
     for m in "${missing[@]}"; do
-      case $m in python3) pkgs+=(python3 python3-venv) ;; node) pkgs+=(nodejs) ;; *) pkgs+=("$m") ;; esac
+      case $m in
+        python3) pkgs+=(python3 python3-venv) ;;
+        node) pkgs+=(nodejs) ;;
+        promtool) pkgs+=(prometheus) ;;
+        *) pkgs+=("$m") ;;
+      esac
     done
-    apt-get update -qq && apt-get install -y -qq "${pkgs[@]}" >/dev/null
+    # Without the recommended extras (prometheus would bring its exporters).
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${pkgs[@]}" | sort -u) >/dev/null
   else
     echo "missing tools: ${missing[*]} (install them, then run again)" >&2
     exit 1

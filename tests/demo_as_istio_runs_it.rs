@@ -42,10 +42,10 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
         "caller got:   403 {\"error\":\"forbidden\",\"request_id\":\"demo-2\"}",
         "request_body 1/1/0",
         "response_body 1/0/1",
-        "12 events in 3 chains, 0 problems",
+        "13 events in 3 chains, 0 problems",
         "config_fail=1 update_success=1",
         "configuration rejected: authorization.rulez",
-        "caller got:   403 {\"error\":\"forbidden\",\"request_id\":\"demo-11\"}",
+        "caller got:   403 {\"error\":\"forbidden\",\"request_id\":\"demo-12\"}",
         "config_fail=1 update_success=2",
     ] {
         assert!(
@@ -53,7 +53,7 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
             "{want:?} missing from the demo:\n{text}"
         );
     }
-    let last_scene = text.split("Scene 12").nth(1).unwrap_or("");
+    let last_scene = text.split("Scene 13").nth(1).unwrap_or("");
     assert!(
         last_scene.contains("caller got:   200"),
         "the good configuration, delivered again, serves checkout:\n{text}"

@@ -2,7 +2,8 @@
 //! real Envoy (with the `stats_tags` of the shipped sidecar config), `/stats/prometheus` has
 //! `pci_mesh_guard_requests_total` by decision, reason and dry_run, `pci_mesh_guard_pans_total` by
 //! direction and outcome, `pci_mesh_guard_denied_callers_total` by caller, and
-//! `pci_mesh_guard_audit_events_total` by outcome, with the counts sent.
+//! `pci_mesh_guard_audit_events_total` by outcome, with the counts sent; `promtool check metrics`
+//! accepts the output.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod mesh;
@@ -55,6 +56,16 @@ fn counters_reach_prometheus_with_their_labels() {
                 .status,
             403
         );
+        // A compressed body cannot be scanned: refused (`compressed_body: block`).
+        assert_eq!(
+            mesh.send(
+                "checkout",
+                Request::post("/v1/charges", &b"\x1f\x8b\x08\x00 compressed"[..])
+                    .header("content-encoding", "gzip")
+            )
+            .status,
+            415
+        );
         for _ in 0..3 {
             assert_eq!(
                 mesh.send("plaintext", Request::post("/v1/charges", "{}"))
@@ -68,7 +79,7 @@ fn counters_reach_prometheus_with_their_labels() {
             let counted: f64 = samples(&text, "pci_mesh_guard_requests_total")
                 .values()
                 .sum();
-            (counted >= 6.0).then_some(text)
+            (counted >= 7.0).then_some(text)
         })
         .unwrap_or_else(|| mesh.prometheus());
         assert!(
@@ -81,6 +92,10 @@ fn counters_reach_prometheus_with_their_labels() {
             (r#"decision="deny",dry_run="false",reason="default""#, 1.0),
             (r#"decision="deny",dry_run="false",reason="no_mtls""#, 3.0),
             (r#"decision="deny",dry_run="true",reason="no_mtls""#, 0.0),
+            (
+                r#"decision="deny",dry_run="false",reason="unscannable_body""#,
+                1.0,
+            ),
         ];
         for (labels, n) in want {
             assert_eq!(
@@ -109,7 +124,7 @@ fn counters_reach_prometheus_with_their_labels() {
         }
         assert_eq!(
             callers.len(),
-            2,
+            3,
             "Envoy {v}: only denied callers: {callers:#?}"
         );
         let pans = samples(&text, "pci_mesh_guard_pans_total");
@@ -129,6 +144,11 @@ fn counters_reach_prometheus_with_their_labels() {
         let unscannable = samples(&text, "pci_mesh_guard_unscannable_bodies_total");
         assert_eq!(
             unscannable.get(r#"direction="request""#),
+            Some(&1.0),
+            "Envoy {v}"
+        );
+        assert_eq!(
+            unscannable.get(r#"direction="response""#),
             Some(&0.0),
             "Envoy {v}"
         );
@@ -147,9 +167,11 @@ fn counters_reach_prometheus_with_their_labels() {
         );
         let audit = samples(&text, "pci_mesh_guard_audit_events_total");
         assert!(
-            audit.get(r#"outcome="emitted""#).is_some_and(|n| *n >= 6.0),
+            audit.get(r#"outcome="emitted""#).is_some_and(|n| *n >= 8.0),
             "Envoy {v}: {audit:#?}"
         );
+        let lint = mesh::promtool_lint_of_plugin_metrics(&text);
+        assert!(lint.is_empty(), "Envoy {v}: promtool's lint: {lint:#?}");
         // No name still carries an unextracted label.
         assert!(
             !text.contains("=.="),

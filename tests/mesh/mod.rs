@@ -499,6 +499,45 @@ fn admin_get(admin: &str, path: &str) -> Option<Response> {
     http::send(port, &Request::get(path)).ok()
 }
 
+/// `promtool check metrics` over a `/stats/prometheus` text: panics unless it parses (exit 0, or
+/// 3 for lint findings only), and returns the lint findings on the plugin's own metrics other
+/// than "no help text" (Envoy writes no HELP lines for any stat).
+pub fn promtool_lint_of_plugin_metrics(exported: &str) -> Vec<String> {
+    use std::io::Write;
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool (scripts/tools.sh installs Debian's prometheus)");
+    if let Some(mut stdin) = check.stdin.take() {
+        stdin.write_all(exported.as_bytes()).expect("feed promtool");
+    }
+    let out = check.wait_with_output().expect("promtool's answer");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "promtool check metrics does not accept the output ({:?}):\n{said}",
+        out.status.code()
+    );
+    said.lines()
+        .filter(|l| l.starts_with("pci_mesh_guard_") && !l.ends_with(" no help text"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The text an Envoy admin endpoint (`127.0.0.1:PORT`) answers at `path`.
+pub fn admin_text(admin: &str, path: &str) -> String {
+    admin_get(admin, path)
+        .unwrap_or_else(|| panic!("admin {admin}{path}"))
+        .text()
+}
+
 fn listener_ports(admin: &str) -> Vec<(String, u16)> {
     let body = admin_get(admin, "/listeners?format=json").expect("admin /listeners");
     let v: Value = serde_json::from_slice(&body.body).expect("listeners JSON");
