@@ -88,6 +88,14 @@ pub fn verify<'a>(
             problem("altered", "event without seq, chain or alg".into());
             continue;
         };
+        // Chains count from 1; a number with no successor cannot be part of one either.
+        if seq == 0 || seq == u64::MAX {
+            problem(
+                "altered",
+                format!("chain {chain}: seq {seq} is out of range"),
+            );
+            continue;
+        }
         let keyed = a == alg(true);
         if keyed && key.is_none() {
             problem(

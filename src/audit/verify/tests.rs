@@ -129,3 +129,31 @@ fn an_event_naming_a_key_twice_is_refused_even_with_a_valid_mac() {
     );
     assert!(r.problems[0].message.contains("\"decision\""));
 }
+
+/// Found by the `audit_verify` fuzz target: a sequence number of 0 underflowed the gap message,
+/// and u64::MAX overflowed the next expected number.
+#[test]
+fn a_sequence_number_out_of_range_is_a_problem_not_a_panic() {
+    for seq in ["0", "18446744073709551615"] {
+        let lines: Vec<String> = log(2, Some(KEY))
+            .into_iter()
+            .map(|l| l.replacen(r#""seq":1,"#, &format!(r#""seq":{seq},"#), 1))
+            .collect();
+        assert!(
+            lines[0].contains(&format!(r#""seq":{seq},"#)),
+            "{}",
+            lines[0]
+        );
+        for partial in [false, true] {
+            let r = verify(lines.iter().map(String::as_str), Some(KEY), partial);
+            assert_eq!(r.events, 2);
+            assert!(
+                r.problems
+                    .iter()
+                    .any(|p| p.line == 1 && p.kind == "altered"),
+                "seq {seq}, partial {partial}: {:?}",
+                r.problems
+            );
+        }
+    }
+}
