@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
             let carrying = lines
                 .iter()
                 .filter(|l| {
-                    event_text(l).is_some() || l.contains(r#""chain":""#) || l.contains(r#","mac":""#)
+                    event_text(l).is_some()
+                        || l.contains(r#""chain":""#)
+                        || l.contains(r#","mac":""#)
                 })
                 .count();
             assert_eq!(report.events, carrying);

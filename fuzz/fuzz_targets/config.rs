@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // `strict` only adds the linter's findings as reasons to refuse.
     if strict.is_ok() {
-        assert!(lenient.is_ok(), "accepted by parse, refused by parse_lenient");
+        assert!(
+            lenient.is_ok(),
+            "accepted by parse, refused by parse_lenient"
+        );
     }
     let Ok(policy) = lenient else { return };
     let peer = Peer {

@@ -34,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
     redact_all(&mut want, &opts, &patterns, true, &mut counts);
     assert_eq!(want.len(), text.len(), "length kept");
     for (a, b) in text.iter().zip(&want) {
-        assert!(a == b || (a.is_ascii_digit() && (*b == opts.masking.mask_char || b.is_ascii_digit())));
+        assert!(
+            a == b || (a.is_ascii_digit() && (*b == opts.masking.mask_char || b.is_ascii_digit()))
+        );
     }
 
     // Copying, chunk after chunk.
@@ -67,7 +69,10 @@ fuzz_target!(|data: &[u8]| {
         let (reference, found) = reference_scanner::reference(text, &opts);
         assert_eq!(want, reference, "differs from the reference redaction");
         assert_eq!(counts.found as usize, found);
-        assert!(reference_scanner::first_window(&want, 0).is_none(), "a PAN survived");
+        assert!(
+            reference_scanner::first_window(&want, 0).is_none(),
+            "a PAN survived"
+        );
     }
 });
 

@@ -24,16 +24,28 @@ fuzz_target!(|data: &[u8]| {
     let path = id.path();
     if !path.is_empty() {
         for seg in path.split('/').skip(1) {
-            assert!(!seg.is_empty() && seg != "." && seg != "..", "segment {seg:?}");
+            assert!(
+                !seg.is_empty() && seg != "." && seg != "..",
+                "segment {seg:?}"
+            );
             assert!(seg
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
         }
     }
     if let Some(ns) = id.namespace() {
-        assert!(path.starts_with(&format!("/ns/{ns}/sa/")), "{path} has namespace {ns}");
+        assert!(
+            path.starts_with(&format!("/ns/{ns}/sa/")),
+            "{path} has namespace {ns}"
+        );
     }
     // Nothing that could end a stats tag, a JSON string or a header value.
     assert!(!s.bytes().any(|b| b";=\"\\,\r\n ".contains(&b)));
-    assert_eq!(SpiffeId::parse(id.as_str()).map(|i| i.as_str().to_owned()).ok().as_deref(), Some(s));
+    assert_eq!(
+        SpiffeId::parse(id.as_str())
+            .map(|i| i.as_str().to_owned())
+            .ok()
+            .as_deref(),
+        Some(s)
+    );
 });

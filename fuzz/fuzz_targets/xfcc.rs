@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let parsed = xfcc::parse(header);
     let uri = xfcc::last_uri(header);
     let Ok(elements) = parsed else {
-        assert!(uri.is_none(), "an identity from a header that does not parse");
+        assert!(
+            uri.is_none(),
+            "an identity from a header that does not parse"
+        );
         return;
     };
     assert!(elements.len() <= xfcc::MAX_ELEMENTS);
@@ -47,7 +50,11 @@ fuzz_target!(|data: &[u8]| {
             .join(",");
         if written.len() <= xfcc::MAX_LEN {
             let again = xfcc::parse(&written);
-            assert_eq!(again.as_ref().ok(), Some(&elements), "written back as {written:?}");
+            assert_eq!(
+                again.as_ref().ok(),
+                Some(&elements),
+                "written back as {written:?}"
+            );
         }
     }
 });
