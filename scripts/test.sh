@@ -2,7 +2,8 @@
 # Runs every test of pci-mesh-guard, installing what it needs first:
 #   formatting and clippy (native and wasm32-wasip1), the release .wasm build,
 #   `cargo test` natively (unit tests, then the end-to-end suite under real Envoy 1.40.0 and 1.36.4),
-#   and the core's tests inside a wasm engine (wasm-bindgen-test under Node).
+#   the core's tests inside a wasm engine (wasm-bindgen-test under Node), the dependency policy
+#   and SBOM (scripts/supply-chain.sh), and a smoke run of each fuzz target (scripts/fuzz.sh).
 # ENVOY_BIN=/path/to/envoy tests against that Envoy alone instead of the pinned PyPI builds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,9 @@ echo "test tools: $(scripts/test-tools.sh)"
 if [ -z "${ENVOY_BIN:-}" ]; then
   for v in 1.40.0 1.36.4; do echo "Envoy $v: $(scripts/envoy.sh "$v")"; done
 fi
+
+step "supply chain: dependency policy (cargo-deny) and the SBOM (CycloneDX)"
+scripts/supply-chain.sh
 
 step "format and lint"
 cargo fmt --check
@@ -35,5 +39,8 @@ cargo test 2>&1
 step "core tests inside a wasm engine (Node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$root/.tools/bin/wasm-bindgen-test-runner" \
   cargo test --no-default-features --target wasm32-unknown-unknown --test wasm_core 2>&1
+
+step "fuzz targets: a short smoke of each (scripts/fuzz.sh TARGET SECONDS runs one for long)"
+scripts/fuzz.sh --smoke 5
 
 step "all tests passed"
