@@ -8,6 +8,7 @@ Answers:
   /fixture/<name>  the file <name> from --fixtures, with a content type guessed from its suffix;
                    with ?encoding=gzip, gzip-compressed and labelled so (whatever the request's
                    accept-encoding says, as a careless upstream would)
+  /reset-midway    a JSON body with a card number, cut off after its first half by a TCP reset
   anything else    {"ok": true, "received_bytes": N}
 A request header `x-backend-status: NNN` sets the response status.
 """
@@ -17,6 +18,8 @@ import hashlib
 import json
 import mimetypes
 import os
+import socket
+import struct
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +84,9 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK, open(self.server.record, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
+        if self.path.startswith("/reset-midway"):
+            self.reset_midway()
+            return
         status = int(self.headers.get("x-backend-status", "200"))
         ctype, encoding = "application/json", None
         if self.path.startswith("/fixture/"):
@@ -104,6 +110,26 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(out)
+
+    def reset_midway(self):
+        """Promises a body, sends the first half of it (a card number among it), then resets."""
+        out = b'{"cards":["4111 1111 1111 1111","5555555555554444"],"pad":"' + b"x" * 4000 + b'"}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out[: len(out) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        # SO_LINGER 0: close() sends RST rather than FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+
+    def finish(self):
+        try:
+            super().finish()
+        except (OSError, ValueError):
+            pass  # the connection was reset on purpose
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any
 

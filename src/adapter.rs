@@ -95,6 +95,10 @@ impl Host for WasmHost {
         hostcalls::set_map_value_bytes(map_type(map), name, Some(value)).map_err(host_error)
     }
 
+    fn add_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
+        hostcalls::add_map_value_bytes(map_type(map), name, value).map_err(host_error)
+    }
+
     fn body(&self, dir: Direction, start: usize, len: usize) -> Option<Vec<u8>> {
         match hostcalls::get_buffer(buffer_type(dir), start, len) {
             Ok(Some(b)) => Some(b),

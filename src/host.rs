@@ -235,8 +235,10 @@ pub trait Host {
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>>;
     /// Every entry of a header or trailer map.
     fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)>;
-    /// Replaces (or adds) one entry.
+    /// Replaces every entry of `name` with one entry (or adds it).
     fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError>;
+    /// Adds one more entry of `name`, after those already there.
+    fn add_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// The body bytes the proxy holds for this callback: `[start, start + len)`.
     fn body(&self, dir: Direction, start: usize, len: usize) -> Option<Vec<u8>>;
     /// Replaces `[start, start + len)` of that body with `data` (`start` = its size appends).

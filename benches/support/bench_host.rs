@@ -82,6 +82,9 @@ impl Host for BenchHost {
     fn set_header(&self, _: Map, _: &str, _: &[u8]) -> Result<(), HostError> {
         Ok(())
     }
+    fn add_header(&self, _: Map, _: &str, _: &[u8]) -> Result<(), HostError> {
+        Ok(())
+    }
     fn body(&self, _: Direction, _: usize, _: usize) -> Option<Vec<u8>> {
         Some(vec![])
     }

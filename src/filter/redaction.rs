@@ -54,7 +54,9 @@ pub(super) fn redact_map<H: Host>(host: &H, map: Map, policy: &Policy, side: &mu
     redact_entries(host, map, HeaderMap::read(host, map), policy, side);
 }
 
-/// Redacts the values of `entries`, read from `map`, writing back those that changed.
+/// Redacts the values of `entries`, read from `map`, writing back those that changed. A name the
+/// map holds more than once is written back whole (every value, in order): setting one value of
+/// it would replace all of them with that one.
 pub(super) fn redact_entries<H: Host>(
     host: &H,
     map: Map,
@@ -65,26 +67,52 @@ pub(super) fn redact_entries<H: Host>(
     let Some(opts) = side.opts else {
         return;
     };
-    for (name, mut value) in entries.0 {
+    let writes = opts.mask || side.mask_patterns;
+    let mut entries = entries.0;
+    let mut changed = Vec::new();
+    for (i, (_, value)) in entries.iter_mut().enumerate() {
         let before = side.headers.found + side.headers.patterns;
         pan::redact_all_with(
-            &mut value,
+            value,
             &opts,
             &policy.redaction.patterns,
             side.mask_patterns,
             &mut side.headers,
             side.tokens.as_mut(),
         );
-        let changed = side.headers.found + side.headers.patterns != before;
-        if changed && (opts.mask || side.mask_patterns) {
-            if let Err(e) = host.set_header(map, &name, &value) {
-                host.log(LogLevel::Error, &format!("{LOG_PREFIX} {name}: {e}"));
-                let dir = match map {
-                    Map::RequestHeaders | Map::RequestTrailers => Direction::Request,
-                    Map::ResponseHeaders | Map::ResponseTrailers => Direction::Response,
-                };
-                host.reset(dir);
+        if writes && side.headers.found + side.headers.patterns != before {
+            changed.push(i);
+        }
+    }
+    let mut done: Vec<&str> = Vec::new();
+    for i in changed {
+        let Some((name, value)) = entries.get(i) else {
+            continue;
+        };
+        if done.contains(&name.as_str()) {
+            continue;
+        }
+        let mut same = entries.iter().filter(|(n, _)| n == name);
+        let result = match (same.next(), same.next()) {
+            (Some((_, first)), Some(_)) => {
+                done.push(name);
+                host.set_header(map, name, first).and_then(|()| {
+                    entries
+                        .iter()
+                        .filter(|(n, _)| n == name)
+                        .skip(1)
+                        .try_for_each(|(_, v)| host.add_header(map, name, v))
+                })
             }
+            _ => host.set_header(map, name, value),
+        };
+        if let Err(e) = result {
+            host.log(LogLevel::Error, &format!("{LOG_PREFIX} {name}: {e}"));
+            let dir = match map {
+                Map::RequestHeaders | Map::RequestTrailers => Direction::Request,
+                Map::ResponseHeaders | Map::ResponseTrailers => Direction::Response,
+            };
+            host.reset(dir);
         }
     }
 }

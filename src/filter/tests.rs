@@ -91,6 +91,17 @@ impl FakeHost {
         }
     }
 
+    /// One more entry of `name`, after the others (a header sent more than once).
+    fn add(&self, map: Map, name: &str, value: &[u8]) {
+        let mut maps = self.maps.borrow_mut();
+        let entries = maps.entry(key(map)).or_default();
+        let after = entries
+            .iter()
+            .rposition(|(k, _)| k == name)
+            .map_or(entries.len(), |i| i + 1);
+        entries.insert(after, (name.to_string(), value.to_vec()));
+    }
+
     fn shown(&self) -> Option<LogLevel> {
         (!self.log_off.get()).then(|| self.level.get().unwrap_or(LogLevel::Info))
     }
@@ -140,9 +151,20 @@ impl Host for FakeHost {
         self.count("headers", all.iter().map(|(k, v)| k.len() + v.len()).sum());
         all
     }
+    /// As Envoy does: every entry of `name` goes, one takes the place of the first.
     fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
         self.count("set_header", name.len() + value.len());
-        self.insert(map, name, value);
+        let mut maps = self.maps.borrow_mut();
+        let entries = maps.entry(key(map)).or_default();
+        let at = entries.iter().position(|(k, _)| k == name);
+        entries.retain(|(k, _)| k != name);
+        let at = at.unwrap_or(entries.len()).min(entries.len());
+        entries.insert(at, (name.to_string(), value.to_vec()));
+        Ok(())
+    }
+    fn add_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.count("add_header", name.len() + value.len());
+        self.add(map, name, value);
         Ok(())
     }
     fn body(&self, dir: Direction, start: usize, len: usize) -> Option<Vec<u8>> {
@@ -507,6 +529,46 @@ fn start(host: &FakeHost, json: &str, end_of_stream: bool) -> RequestFlow {
         Verdict::Continue
     );
     flow
+}
+
+/// Found by the hostile-traffic end-to-end test: writing back one masked value of a header sent
+/// three times left one entry where there had been three.
+#[test]
+fn a_header_sent_more_than_once_keeps_every_value_each_masked() {
+    let mut host = FakeHost::mtls(CHECKOUT);
+    host.request("GET", "/v1/cards");
+    host.add(Map::RequestHeaders, "x-card", b"4111111111111111");
+    host.add(Map::RequestHeaders, "x-other", b"plain");
+    host.add(Map::RequestHeaders, "x-card", b"no card here");
+    host.add(Map::RequestHeaders, "x-card", b"3782 822463 10005");
+    let mut flow = start(&host, OPEN, true);
+    let values = |map: Map, name: &str| -> Vec<String> {
+        host.headers(map)
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8(v).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        values(Map::RequestHeaders, "x-card"),
+        ["************1111", "no card here", "**** ****** *0005"]
+    );
+    assert_eq!(values(Map::RequestHeaders, "x-other"), ["plain"]);
+    // Set-Cookie is the header a response repeats most.
+    host.put(Map::ResponseHeaders, ":status", "200");
+    host.add(Map::ResponseHeaders, "set-cookie", b"a=1");
+    host.add(
+        Map::ResponseHeaders,
+        "set-cookie",
+        b"card=5555555555554444; Path=/",
+    );
+    flow.on_response_headers(&host, true);
+    assert_eq!(
+        values(Map::ResponseHeaders, "set-cookie"),
+        ["a=1", "card=************4444; Path=/"]
+    );
+    flow.on_done(&host);
+    assert_eq!(host.events()[0]["pan"]["request_headers"]["redacted"], 2);
 }
 
 #[test]
