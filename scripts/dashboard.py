@@ -226,7 +226,7 @@ def dashboard():
             )],
             16, 23, w=8, unit="short",
         ),
-        row("Configuration", 31),
+        row("Configuration and the VM", 31),
         series(
             "Configurations accepted and rejected",
             "Configurations the plugin was given, per VM.",
@@ -244,7 +244,17 @@ def dashboard():
                 "max by (pod) (pci_mesh_guard_lint_findings" + sel() + ")",
                 "{{pod}}",
             )],
-            12, 32, unit="short",
+            12, 32, w=6, unit="short",
+        ),
+        series(
+            "VM memory",
+            "The plugin VM's linear memory per sidecar. It only grows; a steady rise under "
+            "steady traffic is a leak.",
+            [target(
+                "max by (pod) (pci_mesh_guard_vm_memory_bytes" + sel() + ")",
+                "{{pod}}",
+            )],
+            18, 32, w=6, unit="bytes",
         ),
     ]
     variables = [

@@ -45,6 +45,18 @@ fn define_metrics() {
     GAUGES.with(|g| *g.borrow_mut() = gauges);
 }
 
+/// Sets the VM memory gauge when the linear memory has grown since it was last set: one compare
+/// per request, a host call only on growth.
+fn record_memory() {
+    thread_local! {
+        static RECORDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    let bytes = core::arch::wasm32::memory_size(0).saturating_mul(64 * 1024);
+    if RECORDED.with(|r| r.replace(bytes)) != bytes {
+        WasmHost.set_gauge(Gauge::VmMemoryBytes, bytes as u64);
+    }
+}
+
 fn map_type(map: Map) -> MapType {
     match map {
         Map::RequestHeaders => MapType::HttpRequestHeaders,
@@ -271,6 +283,7 @@ impl RootContext for Root {
             .unwrap_or_default();
         define_metrics();
         self.policy = filter::configure(&WasmHost, &input, &self.auditor);
+        record_memory();
         if let Some(p) = &self.policy {
             // The otlp_http sink is driven by the timer: due batches leave within a tick.
             let tick = if p.audit.otlp.is_some() {
@@ -369,6 +382,7 @@ impl HttpContext for Http {
 
     fn on_log(&mut self) {
         self.flow.on_done(&WasmHost);
+        record_memory();
     }
 }
 

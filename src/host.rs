@@ -130,15 +130,22 @@ pub enum Gauge {
     LintFindings,
     /// Events waiting in the `otlp_http` sink's queue.
     AuditQueueDepth,
+    /// The VM's linear memory, in bytes (it only grows): a leak shows as a rising line.
+    VmMemoryBytes,
 }
 
 impl Gauge {
-    pub const ALL: [Gauge; 2] = [Gauge::LintFindings, Gauge::AuditQueueDepth];
+    pub const ALL: [Gauge; 3] = [
+        Gauge::LintFindings,
+        Gauge::AuditQueueDepth,
+        Gauge::VmMemoryBytes,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Gauge::LintFindings => "pci_mesh_guard_lint_findings",
             Gauge::AuditQueueDepth => "pci_mesh_guard_audit_queue_depth",
+            Gauge::VmMemoryBytes => "pci_mesh_guard_vm_memory_bytes",
         }
     }
 }

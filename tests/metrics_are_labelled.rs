@@ -165,6 +165,12 @@ fn counters_reach_prometheus_with_their_labels() {
                 && text.contains("# TYPE pci_mesh_guard_audit_queue_depth gauge"),
             "Envoy {v}: the gauges:\n{text}"
         );
+        let memory = samples(&text, "pci_mesh_guard_vm_memory_bytes");
+        let bytes = memory.get("").copied().unwrap_or_default();
+        assert!(
+            bytes >= 65536.0 && bytes % 65536.0 == 0.0,
+            "Envoy {v}: the VM's memory in whole wasm pages: {memory:?}"
+        );
         let audit = samples(&text, "pci_mesh_guard_audit_events_total");
         assert!(
             audit.get(r#"outcome="emitted""#).is_some_and(|n| *n >= 8.0),
