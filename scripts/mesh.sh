@@ -13,6 +13,7 @@
 #   PMG_RAW_PORT=15009       test listener: mTLS without path normalization, XFCC passed through
 #   PMG_BACKEND_PORT=18080   backend
 #   PMG_OTEL_PORT=4318       where cluster otel-collector points (an OpenTelemetry collector, if you run one)
+# PMG_BACKEND_KEEP: body bytes the backend keeps per recorded request (default 1 MiB; the soak sets 0).
 # PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
 # With PMG_DOCKER=1 the two sidecars run in the stock envoyproxy/envoy image through
 # envoy-config/docker-compose.yaml instead (host networking, Linux).
@@ -91,7 +92,7 @@ up() {
   cp "$config" "$dir/plugin-config.json"
 
   start backend python3 "$root/scripts/backend.py" --port "$backend_port" --port-file "$dir/backend.port" \
-    --record "$dir/received.jsonl" --fixtures "$root/tests/fixtures"
+    --record "$dir/received.jsonl" --fixtures "$root/tests/fixtures" --keep "${PMG_BACKEND_KEEP:-1048576}"
   for _ in $(seq 1 100); do [ -s "$dir/backend.port" ] && break; sleep 0.1; done
   [ -s "$dir/backend.port" ] || { echo "the backend did not start:" >&2; cat "$dir/backend.log" >&2; exit 1; }
 
