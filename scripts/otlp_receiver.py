@@ -7,6 +7,8 @@ one JSON line per request goes to --record: whether it was valid and the bodies 
 --mode partial  answer 200 with partialSuccess rejecting one record
 --mode slow     wait --delay seconds, then answer 200
 --mode 503      answer 503 (a collector in trouble)
+--mode 500      answer 500 (a collector failing: not worth a retry)
+--mode 429      answer 429 (a collector throttling: retried with backoff)
 """
 import argparse
 import json
@@ -30,7 +32,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        record = {"path": self.path, "content_type": self.headers.get("content-type")}
+        record = {"path": self.path, "content_type": self.headers.get("content-type"), "at": time.time()}
         try:
             req = json_format.Parse(body, logs_service_pb2.ExportLogsServiceRequest())
             record["valid"] = True
@@ -49,8 +51,8 @@ class Handler(BaseHTTPRequestHandler):
         status, out = 200, b"{}"
         if mode == "slow":
             time.sleep(self.server.delay)
-        elif mode == "503":
-            status, out = 503, b'{"error":"overloaded"}'
+        elif mode in ("503", "500", "429"):
+            status, out = int(mode), b'{"error":"overloaded"}'
         elif mode == "partial":
             out = json.dumps({"partialSuccess": {"rejectedLogRecords": "1", "errorMessage": "one rejected"}}).encode()
         if not record["valid"]:
@@ -66,7 +68,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--record", required=True)
-    ap.add_argument("--mode", default="ok", choices=["ok", "partial", "slow", "503"])
+    ap.add_argument("--mode", default="ok", choices=["ok", "partial", "slow", "503", "500", "429"])
     ap.add_argument("--delay", type=float, default=5.0)
     args = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -10,7 +10,8 @@
 # errors); the server's HTTP requests, the plugin's request counters and the access events in its
 # log are the same number (exactly one audit event per request); the audit trail verifies; and
 # memory levels off (the last half of the run grows the resident memory by under 5% and the VM's
-# not at all). The samples go to DIR/soak.csv. It takes about 10 minutes per million requests.
+# not at all; judged from 100,000 requests). The samples go to DIR/soak.csv. It takes about 7
+# minutes per million requests on 2 cores. PMG_SOAK_ROUND sets the seconds of a wrk round.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -116,7 +117,9 @@ if not (requests == counted == events):
     bad.append("requests, counters and events differ")
 if " 0 problems" not in verify:
     bad.append("the audit trail does not verify")
-if rss_growth >= 0.05 or vm_growth > 0:
+if requests < 100_000:
+    print("(too few requests to judge whether memory levels off: warm-up still grows it)")
+elif rss_growth >= 0.05 or vm_growth > 0:
     bad.append("memory did not level off")
 if bad:
     sys.exit("soak FAILED: " + "; ".join(bad))

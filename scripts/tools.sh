@@ -17,7 +17,7 @@ for c in clippy rustfmt; do
 done
 
 missing=()
-for cmd in python3 openssl node curl gzip skopeo docker-registry prometheus promtool; do
+for cmd in python3 openssl node curl gzip wrk skopeo docker-registry prometheus promtool; do
   command -v "$cmd" >/dev/null || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,10 @@
 //! Under real Envoy: the `otlp_http` sink delivers every event to an OTLP/HTTP receiver that
 //! validates each request against the opentelemetry-proto schema; with the collector down events
 //! are dropped with counters and `audit_failure` events while requests keep flowing; under
-//! `required` requests are refused while the queue is full; a slow collector does not slow requests.
+//! `required` requests are refused while the queue is full; a slow collector does not slow requests;
+//! a collector answering 500 loses its batch at once, one answering 429 is retried with backoff
+//! before the batch is dropped, one slower than the timeout loses it: each loss counted and
+//! recorded, and requests served all along.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod mesh;
@@ -188,6 +191,138 @@ fn a_slow_collector_does_not_slow_requests() {
         assert!(
             !mesh.otlp_received().is_empty(),
             "the export was on its way"
+        );
+    }
+}
+
+/// The batches the receiver got: each one's records (event bodies).
+fn batches(mesh: &Mesh) -> Vec<Vec<String>> {
+    mesh.otlp_received()
+        .iter()
+        .map(|b| {
+            b["records"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Sends three requests, all served, then waits for an `audit_failure` event and returns it.
+fn serve_then_failure(mesh: &Mesh, v: &str) -> serde_json::Value {
+    for i in 0..3 {
+        let r = mesh.send(
+            "checkout",
+            Request::get("/v1/x").header("x-request-id", format!("f{i}")),
+        );
+        assert_eq!(r.status, 200, "Envoy {v}: requests keep flowing");
+    }
+    mesh::eventually(Duration::from_secs(30), || {
+        mesh.events()
+            .into_iter()
+            .find(|e| e["event"] == "audit_failure")
+    })
+    .unwrap_or_else(|| panic!("Envoy {v}: no audit_failure\n{}", mesh.log("server")))
+}
+
+#[test]
+fn a_collector_answering_500_loses_the_batch_at_once_and_says_so() {
+    for envoy in mesh::envoys() {
+        let v = &envoy.version;
+        let mesh = start(&envoy, "otlp-500", &config(""), Some("500"));
+        let failure = serve_then_failure(&mesh, v);
+        assert_eq!(failure["reason"], "delivery_failed", "Envoy {v}: {failure}");
+        assert!(
+            failure["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("500"),
+            "Envoy {v}: {failure}"
+        );
+        // Not retried: no batch reached the receiver twice.
+        let got = batches(&mesh);
+        let mut unique = got.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), got.len(), "Envoy {v}: a 500 was retried");
+        assert!(
+            stat(
+                &mesh,
+                "outcome=.=dropped;.;pci_mesh_guard_audit_events_total"
+            ) >= 1
+        );
+        assert_eq!(
+            stat(&mesh, "outcome=.=sent;.;pci_mesh_guard_audit_events_total"),
+            0
+        );
+    }
+}
+
+#[test]
+fn a_collector_answering_429_is_retried_with_backoff_then_the_batch_is_dropped() {
+    for envoy in mesh::envoys() {
+        let v = &envoy.version;
+        let mesh = start(&envoy, "otlp-429", &config(""), Some("429"));
+        let failure = serve_then_failure(&mesh, v);
+        assert_eq!(failure["reason"], "delivery_failed", "Envoy {v}: {failure}");
+        assert!(
+            failure["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("429 5 times"),
+            "Envoy {v}: {failure}"
+        );
+        // The first batch went out five times, each wait twice the one before (from 200 ms).
+        // (Each VM, the main thread's and the worker's, ships its own batches.)
+        let attempts_of_first = || {
+            let received = mesh.otlp_received();
+            let first = received.first()?["records"].clone();
+            let times: Vec<f64> = received
+                .iter()
+                .filter(|r| r["records"] == first)
+                .filter_map(|r| r["at"].as_f64())
+                .collect();
+            (times.len() >= 5).then_some(times)
+        };
+        let times = mesh::eventually(Duration::from_secs(20), attempts_of_first)
+            .unwrap_or_else(|| panic!("Envoy {v}: {:#?}", mesh.otlp_received()));
+        assert_eq!(times.len(), 5, "Envoy {v}: attempts of the first batch");
+        for (k, pair) in times.windows(2).enumerate() {
+            let wait = pair[1] - pair[0];
+            let floor = 0.2 * f64::from(1u32 << k);
+            assert!(
+                wait >= floor * 0.9,
+                "Envoy {v}: attempt {} came {wait:.3} s after the one before, want {floor} s",
+                k + 2
+            );
+        }
+        assert!(stat(&mesh, "pci_mesh_guard_audit_sink_errors_total") >= 5);
+    }
+}
+
+#[test]
+fn a_collector_slower_than_the_timeout_loses_the_batch_while_requests_flow() {
+    for envoy in mesh::envoys() {
+        let v = &envoy.version;
+        let mesh = start(
+            &envoy,
+            "otlp-timeout",
+            &config(r#","timeout_ms":300"#),
+            Some("slow"),
+        );
+        let t = Instant::now();
+        let failure = serve_then_failure(&mesh, v);
+        assert!(t.elapsed() < Duration::from_secs(15), "Envoy {v}");
+        assert_eq!(failure["reason"], "delivery_failed", "Envoy {v}: {failure}");
+        assert!(
+            stat(
+                &mesh,
+                "outcome=.=dropped;.;pci_mesh_guard_audit_events_total"
+            ) >= 1
         );
     }
 }

@@ -197,6 +197,27 @@ pub fn envoys() -> Vec<Envoy> {
 }
 
 /// A Python with the test tools (opentelemetry-proto), installed once by `scripts/test-tools.sh`.
+/// The reference filters of the benchmark (`bench/reference-filter`), built once.
+pub fn reference_filter() -> PathBuf {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    MODULE
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let target = root().join("target/reference-filter");
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
+                .arg("--manifest-path")
+                .arg(root().join("bench/reference-filter/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target)
+                .status()
+                .expect("run cargo to build the reference filter");
+            assert!(status.success(), "building the reference filter failed");
+            target.join("wasm32-wasip1/release/pmg_reference_filter.wasm")
+        })
+        .clone()
+}
+
 pub fn tools_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
@@ -293,12 +314,28 @@ pub struct MeshBuilder<'a> {
     /// The server sidecar shaped as istiod builds it, the plugin delivered by ECDS
     /// (`envoy-config/istio-shaped-sidecar.yaml`), started with the sidecar's log flags.
     istio_shaped: bool,
+    /// Another module in the plugin's place (a reference filter), for what Envoy does around it.
+    module: Option<PathBuf>,
+    /// Text replacements in the server sidecar's rendered configuration.
+    server_edits: Vec<(String, String)>,
 }
 
 impl<'a> MeshBuilder<'a> {
     /// The server sidecar as Istio runs it: the plugin's configuration delivered by ECDS from a
     /// watched file (`Mesh::deliver_plugin_config` replaces it), Istio's RBAC after the plugin,
     /// Istio's log flags. Its listeners are inbound_mtls and inbound_plaintext only.
+    /// Loads `module` in the plugin's place (its configuration is the builder's `config`).
+    pub fn module(mut self, module: PathBuf) -> Self {
+        self.module = Some(module);
+        self
+    }
+
+    /// Replaces `from` (which must occur) with `to` in the server sidecar's configuration.
+    pub fn server_edit(mut self, from: &str, to: &str) -> Self {
+        self.server_edits.push((from.into(), to.into()));
+        self
+    }
+
     pub fn istio_shaped(mut self) -> Self {
         self.istio_shaped = true;
         self
@@ -448,11 +485,12 @@ impl<'a> MeshBuilder<'a> {
             (free_port(), free_port())
         } else {
             let config_literal = serde_json::to_string(&self.config).expect("encode config");
-            let server_yaml = render(
+            let module = self.module.clone().unwrap_or_else(wasm);
+            let mut server_yaml = render(
                 "server-sidecar.yaml",
                 &[
                     ("PKI", pki.display().to_string()),
-                    ("WASM", wasm().display().to_string()),
+                    ("WASM", module.display().to_string()),
                     ("PLUGIN_CONFIG", config_literal),
                     ("BACKEND_PORT", backend_port.to_string()),
                     ("MTLS_PORT", self.mtls_port.to_string()),
@@ -465,6 +503,13 @@ impl<'a> MeshBuilder<'a> {
                     ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
                 ],
             );
+            for (from, to) in &self.server_edits {
+                assert!(
+                    server_yaml.contains(from.as_str()),
+                    "{from:?} is not in the config"
+                );
+                server_yaml = server_yaml.replace(from.as_str(), to);
+            }
             let admin = mesh.start_envoy("server", &server_yaml)?;
             let ports = listener_ports(&admin);
             mesh.server_mtls = port_of(&ports, "inbound_mtls");
@@ -633,6 +678,8 @@ impl Mesh {
             otlp: None,
             envoy_args: vec![],
             istio_shaped: false,
+            module: None,
+            server_edits: vec![],
         }
     }
 

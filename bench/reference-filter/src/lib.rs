@@ -10,6 +10,8 @@
 //! authorize and to find card numbers in them), two clock reads, an HMAC-SHA256 over a 1,000-byte
 //! event chained to the previous one, the event handed to Envoy's access log through filter state,
 //! and two counters. It decides nothing, parses nothing and writes no JSON.
+//! `trap`: does nothing, except that a request with the header `x-trap` makes the VM trap (a
+//! panic, which aborts): what a sidecar does when its filter's VM fails (`tests/survives_a_vm_trap.rs`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -32,6 +34,7 @@ enum Mode {
     Noop,
     CopyBack,
     Skeleton,
+    Trap,
 }
 
 /// The skeleton's chain and counters, shared by the streams of one VM.
@@ -59,6 +62,7 @@ impl RootContext for Root {
             b"" | b"noop" => Mode::Noop,
             b"copy-back" => Mode::CopyBack,
             b"skeleton" => Mode::Skeleton,
+            b"trap" => Mode::Trap,
             _ => return false,
         };
         if self.mode == Mode::Skeleton {
@@ -110,6 +114,14 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end: bool) -> Action {
+        if self.mode == Mode::Trap
+            && hostcalls::get_map_value(MapType::HttpRequestHeaders, "x-trap")
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            panic!("x-trap: the VM traps here, as a bug would make it");
+        }
         if self.mode == Mode::Skeleton {
             let _ = hostcalls::get_property(vec!["connection", "id"]);
             self.headers = hostcalls::get_map(MapType::HttpRequestHeaders).map_or(0, |h| h.len());
