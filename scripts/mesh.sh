@@ -11,7 +11,7 @@
 #   PMG_MTLS_PORT=15006      server sidecar, inbound mTLS      PMG_PLAIN_PORT=15007  inbound plaintext
 #   PMG_TLS_ANY_PORT=15008   test listener: client certificate optional, TLS 1.0 and up
 #   PMG_RAW_PORT=15009       test listener: mTLS without path normalization, XFCC passed through
-#   PMG_BACKEND_PORT=18080   backend
+#   PMG_BACKEND_PORT=18080   backend    PMG_GRPC_BACKEND_PORT=18081  where gRPC is routed (nothing runs there)
 #   PMG_OTEL_PORT=4318       where cluster otel-collector points (an OpenTelemetry collector, if you run one)
 # PMG_BACKEND_KEEP: body bytes the backend keeps per recorded request (default 1 MiB; the soak sets 0).
 # PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
@@ -30,6 +30,7 @@ plain_port=${PMG_PLAIN_PORT:-15007}
 tls_any_port=${PMG_TLS_ANY_PORT:-15008}
 raw_port=${PMG_RAW_PORT:-15009}
 backend_port=${PMG_BACKEND_PORT:-18080}
+grpc_backend_port=${PMG_GRPC_BACKEND_PORT:-18081}
 otel_port=${PMG_OTEL_PORT:-4318}
 wasm=${PMG_WASM:-$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm}
 
@@ -110,7 +111,7 @@ up() {
   else
   render "$root/envoy-config/server-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
     "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
-    "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
+    "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" "GRPC_BACKEND_PORT=$grpc_backend_port" \
     "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
     "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port" \
     "AUDIT_LOG=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /mesh/audit.log || echo "$dir/audit.log")"

@@ -1,4 +1,4 @@
-//! Under real Envoy: a 64 MiB body streams through the filter, masked on the way, while the server
+//! Under real Envoy: a 256 MiB body streams through the filter, masked on the way, while the server
 //! sidecar's resident memory grows by less than 16 MiB: the body is never buffered whole.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -12,7 +12,7 @@ use mesh::Mesh;
 use pci_mesh_guard::pan::{redact_all, Counts, Masking, Options};
 use sha2::{Digest, Sha256};
 
-const TOTAL: usize = 64 << 20;
+const TOTAL: usize = 256 << 20;
 const BLOCK: usize = 1024;
 /// Not a multiple of `BLOCK`, so that chunk edges cut PANs at ever different offsets.
 const CHUNK: usize = (64 << 10) + 7;
@@ -27,7 +27,7 @@ fn block(i: usize) -> Vec<u8> {
 }
 
 #[test]
-fn a_64_mib_body_streams_with_bounded_envoy_memory() {
+fn a_256_mib_body_streams_with_bounded_envoy_memory() {
     let blocks = TOTAL / BLOCK;
     // What the backend must receive: every block redacted.
     let mut want = Sha256::new();

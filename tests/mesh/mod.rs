@@ -318,12 +318,20 @@ pub struct MeshBuilder<'a> {
     module: Option<PathBuf>,
     /// Text replacements in the server sidecar's rendered configuration.
     server_edits: Vec<(String, String)>,
+    /// Start the gRPC service (`scripts/grpc_echo.py`) that the server sidecar routes gRPC to.
+    grpc: bool,
 }
 
 impl<'a> MeshBuilder<'a> {
     /// The server sidecar as Istio runs it: the plugin's configuration delivered by ECDS from a
     /// watched file (`Mesh::deliver_plugin_config` replaces it), Istio's RBAC after the plugin,
     /// Istio's log flags. Its listeners are inbound_mtls and inbound_plaintext only.
+    /// Starts the gRPC service the server sidecar routes gRPC (`content-type: application/grpc`) to.
+    pub fn grpc(mut self) -> Self {
+        self.grpc = true;
+        self
+    }
+
     /// Loads `module` in the plugin's place (its configuration is the builder's `config`).
     pub fn module(mut self, module: PathBuf) -> Self {
         self.module = Some(module);
@@ -423,6 +431,29 @@ impl<'a> MeshBuilder<'a> {
                 .ok()
         });
 
+        let grpc_port = if self.grpc {
+            let port_file = dir.join("grpc.port");
+            mesh.spawn(
+                "grpc",
+                Command::new(tools_python())
+                    .arg(root().join("scripts/grpc_echo.py"))
+                    .arg("serve")
+                    .arg("--port-file")
+                    .arg(&port_file)
+                    .arg("--record")
+                    .arg(dir.join("grpc.jsonl")),
+            );
+            wait_for("the gRPC service's port", Duration::from_secs(20), || {
+                fs::read_to_string(&port_file)
+                    .ok()?
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+            })
+        } else {
+            free_port()
+        };
+
         let otel_port = match self.otlp {
             Some(mode) => {
                 let python = tools_python();
@@ -493,6 +524,7 @@ impl<'a> MeshBuilder<'a> {
                     ("WASM", module.display().to_string()),
                     ("PLUGIN_CONFIG", config_literal),
                     ("BACKEND_PORT", backend_port.to_string()),
+                    ("GRPC_BACKEND_PORT", grpc_port.to_string()),
                     ("MTLS_PORT", self.mtls_port.to_string()),
                     ("PLAIN_PORT", "0".into()),
                     ("TLS_ANY_PORT", "0".into()),
@@ -652,6 +684,38 @@ impl Mesh {
         version
     }
 
+    /// A gRPC call through the client sidecar (`scripts/grpc_echo.py call`), as `caller`.
+    pub fn grpc_call(&self, caller: &str, text: &str) -> Value {
+        let out = Command::new(tools_python())
+            .arg(root().join("scripts/grpc_echo.py"))
+            .args([
+                "call",
+                "--port",
+                &self.outbound.to_string(),
+                "--caller",
+                caller,
+                "--text",
+                text,
+            ])
+            .output()
+            .expect("run scripts/grpc_echo.py call");
+        assert!(
+            out.status.success(),
+            "grpc call: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the call's JSON")
+    }
+
+    /// What the gRPC service received, one JSON object per request message.
+    pub fn grpc_received(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.join("grpc.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// The server sidecar's `/stats/prometheus`.
     pub fn prometheus(&self) -> String {
         admin_get(&self.server_admin, "/stats/prometheus")
@@ -680,6 +744,7 @@ impl Mesh {
             istio_shaped: false,
             module: None,
             server_edits: vec![],
+            grpc: false,
         }
     }
 
