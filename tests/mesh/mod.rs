@@ -881,6 +881,19 @@ impl Mesh {
         assert_eq!(resp.status, 200, "/logging?{setting}: {}", resp.text());
     }
 
+    /// POSTs to an admin endpoint of the server sidecar (`/drain_listeners`, ...).
+    pub fn server_admin_post(&self, path: &str) -> Response {
+        let port = self
+            .server_admin
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("admin port");
+        let mut req = Request::get(path);
+        req.method = "POST";
+        http::send(port, &req).expect("admin POST")
+    }
+
     /// What the backend received, one JSON object per request.
     pub fn received(&self) -> Vec<Value> {
         fs::read_to_string(self.dir.join("received.jsonl"))
