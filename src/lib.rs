@@ -10,6 +10,9 @@
 pub mod audit;
 pub mod authz;
 pub mod config;
+/// The assessor's evidence from audit logs (native tools only).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod evidence;
 pub mod filter;
 pub mod host;
 pub mod identity;

@@ -1,0 +1,216 @@
+//! Evidence for the assessor, drawn from the audit trail: the cardholder-data flow graph (PCI DSS
+//! 1.2.4) and the scope (12.5.2).
+//!
+//! Each `access` event names the callee (`workload`, the sidecar's own SPIFFE ID), the caller
+//! (`principal`, or none when no identity was established) and the card numbers that crossed in
+//! each direction: masked, or passed in clear under a `pan` grant or `dry_run`. Adding events to a
+//! `Graph` sums them per caller → callee edge; the sum does not depend on the order of the events,
+//! so the logs of several sidecars can be read in any order.
+
+mod render;
+mod scope;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use render::{dot, markdown, Provenance};
+pub use scope::{findings, scope, Finding, Scope, ScopeEntry, Standing};
+
+/// The caller of a request with no established identity: a workload outside the mesh, or one
+/// whose sidecar has no certificate. It cannot be told apart from another such caller.
+pub const UNIDENTIFIED: &str = "(unidentified caller)";
+
+/// Card numbers that crossed one way: masked, or in clear under a grant or under `dry_run`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Crossing {
+    pub masked: u64,
+    pub granted: u64,
+    pub dry_run: u64,
+}
+
+impl Crossing {
+    pub fn in_clear(&self) -> u64 {
+        self.granted + self.dry_run
+    }
+
+    pub fn total(&self) -> u64 {
+        self.masked + self.in_clear()
+    }
+
+    fn add(&mut self, o: &Crossing) {
+        self.masked += o.masked;
+        self.granted += o.granted;
+        self.dry_run += o.dry_run;
+    }
+}
+
+/// One caller → callee edge over the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Flow {
+    pub caller: String,
+    pub callee: String,
+    pub requests: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    /// Denials (and would-be denials under `dry_run`) by reason.
+    pub denials: BTreeMap<String, u64>,
+    /// Caller → callee (request headers and body).
+    pub to_callee: Crossing,
+    /// Callee → caller (response headers and body).
+    pub to_caller: Crossing,
+    /// Rules that let card numbers through in clear on this edge, with how many.
+    pub grants: BTreeMap<String, u64>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+impl Flow {
+    fn merge(&mut self, o: &Flow) {
+        self.requests += o.requests;
+        self.allowed += o.allowed;
+        self.denied += o.denied;
+        for (k, v) in &o.denials {
+            *self.denials.entry(k.clone()).or_default() += v;
+        }
+        self.to_callee.add(&o.to_callee);
+        self.to_caller.add(&o.to_caller);
+        for (k, v) in &o.grants {
+            *self.grants.entry(k.clone()).or_default() += v;
+        }
+        if self.first_seen.is_empty()
+            || (!o.first_seen.is_empty() && o.first_seen < self.first_seen)
+        {
+            self.first_seen.clone_from(&o.first_seen);
+        }
+        if o.last_seen > self.last_seen {
+            self.last_seen.clone_from(&o.last_seen);
+        }
+    }
+}
+
+/// The flows of a period, by (caller, callee).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    pub flows: BTreeMap<(String, String), Flow>,
+    /// `access` events without a callee or a time, which no edge can hold.
+    pub unreadable: u64,
+}
+
+impl Graph {
+    /// Adds one audit event; events other than `access` are ignored.
+    pub fn add(&mut self, event: &Value) {
+        if event["event"] != "access" {
+            return;
+        }
+        let Some(flow) = flow_of(event) else {
+            self.unreadable += 1;
+            return;
+        };
+        let key = (flow.caller.clone(), flow.callee.clone());
+        let edge = self.flows.entry(key).or_insert_with(|| Flow {
+            caller: flow.caller.clone(),
+            callee: flow.callee.clone(),
+            ..Flow::default()
+        });
+        edge.merge(&flow);
+    }
+
+    /// Every workload seen, as caller or callee.
+    pub fn workloads(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .flows
+            .values()
+            .flat_map(|f| [f.caller.as_str(), f.callee.as_str()])
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The first and last time any event of the graph was written.
+    pub fn period(&self) -> Option<(&str, &str)> {
+        let first = self.flows.values().map(|f| f.first_seen.as_str()).min()?;
+        let last = self.flows.values().map(|f| f.last_seen.as_str()).max()?;
+        Some((first, last))
+    }
+}
+
+/// The edge contribution of one `access` event; `None` when it lacks the callee or its time.
+fn flow_of(e: &Value) -> Option<Flow> {
+    let callee = e["workload"].as_str()?.to_owned();
+    let ts = e["ts"].as_str()?.to_owned();
+    let caller = e["principal"].as_str().unwrap_or(UNIDENTIFIED).to_owned();
+    let allowed = e["decision"] == "allow";
+    let mut denials = BTreeMap::new();
+    if !allowed {
+        let reason = e["reason"].as_str().unwrap_or("unknown").to_owned();
+        denials.insert(reason, 1);
+    }
+    let crossing = |places: [&str; 2], mode: &Value| {
+        let sum = |field: &str| -> u64 {
+            places
+                .iter()
+                .map(|p| e["pan"][p][field].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let passed = sum("passed");
+        let mut c = Crossing {
+            masked: sum("redacted"),
+            ..Crossing::default()
+        };
+        if mode == "dry_run" || e["enforced"] == false {
+            c.dry_run = passed;
+        } else {
+            c.granted = passed;
+        }
+        c
+    };
+    let to_callee = crossing(
+        ["request_headers", "request_body"],
+        &e["redaction"]["request"],
+    );
+    let to_caller = crossing(
+        ["response_headers", "response_body"],
+        &e["redaction"]["response"],
+    );
+    let mut grants = BTreeMap::new();
+    let granted = to_callee.granted + to_caller.granted;
+    if granted > 0 {
+        let rule = e["rule"].as_str().unwrap_or("(no rule)").to_owned();
+        grants.insert(rule, granted);
+    }
+    Some(Flow {
+        caller,
+        callee,
+        requests: 1,
+        allowed: u64::from(allowed),
+        denied: u64::from(!allowed),
+        denials,
+        to_callee,
+        to_caller,
+        grants,
+        first_seen: ts.clone(),
+        last_seen: ts,
+    })
+}
+
+/// The namespace of an Istio-style SPIFFE ID (`spiffe://td/ns/<ns>/sa/<sa>`).
+pub fn namespace_of(id: &str) -> Option<&str> {
+    let path = id.strip_prefix("spiffe://")?.split_once('/')?.1;
+    let mut segs = path.split('/');
+    match (segs.next(), segs.next(), segs.next()) {
+        (Some("ns"), Some(ns), Some("sa")) => Some(ns),
+        _ => None,
+    }
+}
+
+/// The trust domain of a SPIFFE ID.
+pub fn trust_domain_of(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("spiffe://")?;
+    Some(rest.split_once('/').map_or(rest, |(td, _)| td))
+}
+
+#[cfg(test)]
+mod tests;
