@@ -94,17 +94,33 @@ impl Flow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Graph {
     pub flows: BTreeMap<(String, String), Flow>,
-    /// `access` events without a callee or a time, which no edge can hold.
+    /// `access` events without a time or any way to name their callee, which no edge can hold.
     pub unreadable: u64,
 }
 
 impl Graph {
     /// Adds one audit event; events other than `access` are ignored.
     pub fn add(&mut self, event: &Value) {
+        self.add_in(event, &BTreeMap::new());
+    }
+
+    /// Adds one audit event whose callee, if the event does not name it (a plaintext
+    /// connection shows no certificate of the sidecar's own), is its chain's workload in
+    /// `chains` (see `chain_workloads`).
+    pub fn add_in(&mut self, event: &Value, chains: &BTreeMap<String, String>) {
         if event["event"] != "access" {
             return;
         }
-        let Some(flow) = flow_of(event) else {
+        let callee = match event["workload"].as_str() {
+            Some(w) => Some(w.to_owned()),
+            None => event["chain"].as_str().map(|c| {
+                chains
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| format!("(the sidecar of audit chain {c})"))
+            }),
+        };
+        let Some(flow) = callee.and_then(|callee| flow_of(event, callee)) else {
             self.unreadable += 1;
             return;
         };
@@ -137,9 +153,24 @@ impl Graph {
     }
 }
 
-/// The edge contribution of one `access` event; `None` when it lacks the callee or its time.
-fn flow_of(e: &Value) -> Option<Flow> {
-    let callee = e["workload"].as_str()?.to_owned();
+/// The workload each audit chain speaks for: a chain is one VM of one sidecar, and its events
+/// that came over mTLS name the sidecar's own SPIFFE ID.
+pub fn chain_workloads<'a>(
+    events: impl IntoIterator<Item = &'a Value>,
+) -> BTreeMap<String, String> {
+    events
+        .into_iter()
+        .filter_map(|e| {
+            Some((
+                e["chain"].as_str()?.to_owned(),
+                e["workload"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The edge contribution of one `access` event at `callee`; `None` when it has no time.
+fn flow_of(e: &Value, callee: String) -> Option<Flow> {
     let ts = e["ts"].as_str()?.to_owned();
     let caller = e["principal"].as_str().unwrap_or(UNIDENTIFIED).to_owned();
     let allowed = e["decision"] == "allow";

@@ -278,3 +278,46 @@ proptest! {
         prop_assert_eq!(merged, graph(&demo()));
     }
 }
+
+#[test]
+fn an_event_without_the_sidecars_own_identity_takes_its_chains_workload() {
+    let mut with = event(
+        "2026-11-25T10:00:01.000Z",
+        Some(CHECKOUT),
+        API,
+        true,
+        Some("r"),
+        (0, 0),
+        (0, 0),
+        ("mask", "mask"),
+    );
+    with["chain"] = json!("c1");
+    let mut plaintext = event(
+        "2026-11-25T10:00:02.000Z",
+        None,
+        API,
+        false,
+        None,
+        (0, 0),
+        (0, 0),
+        ("none", "none"),
+    );
+    plaintext["chain"] = json!("c1");
+    plaintext["workload"] = Value::Null;
+    let mut orphan = plaintext.clone();
+    orphan["chain"] = json!("c2");
+    let events = [plaintext, with, orphan];
+    let chains = chain_workloads(&events);
+    let mut g = Graph::default();
+    for e in &events {
+        g.add_in(e, &chains);
+    }
+    assert!(g
+        .flows
+        .contains_key(&(UNIDENTIFIED.to_owned(), API.to_owned())));
+    assert!(g.flows.contains_key(&(
+        UNIDENTIFIED.to_owned(),
+        "(the sidecar of audit chain c2)".to_owned()
+    )));
+    assert_eq!(g.unreadable, 0);
+}

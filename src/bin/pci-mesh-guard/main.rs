@@ -5,6 +5,7 @@
 //!   pci-mesh-guard check-config FILE            validate a plugin configuration
 //!   pci-mesh-guard lint FILE                    the policy linter's findings
 //!   pci-mesh-guard verify-audit [FILE...]       check the audit trail's chains
+//!   pci-mesh-guard evidence LOG...              the data-flow diagram and scope from audit logs
 //!
 //! Files are streamed through the same redactor that guards the mesh, in 64 KiB reads.
 
@@ -16,7 +17,9 @@ use std::rc::Rc;
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::pan::{Counts, Masking, Options, Pattern, Redactor, ALL_BRANDS};
 
-const USAGE: &str = "usage:
+mod evidence;
+
+const USAGE_TEXT: &str = "usage:
   pci-mesh-guard scan [OPTIONS] [FILE...]      report PANs found (exit 1 if any, 0 if none)
   pci-mesh-guard redact [OPTIONS] [FILE...]    write the input with PANs masked to stdout
   pci-mesh-guard check-config FILE             validate a plugin configuration (exit 0 if valid)
@@ -26,6 +29,7 @@ const USAGE: &str = "usage:
                                                (exit 0 if intact, 1 if not); the key comes from
                                                --key-file or PCI_MESH_GUARD_AUDIT_KEY; --partial
                                                accepts chains that start mid-way (rotated logs)
+{EVIDENCE}
 options:
   --config FILE      take masking settings and patterns from a plugin configuration's `redaction`
   --keep-first N     leading digits left visible (default 0, at most 8)
@@ -34,6 +38,11 @@ options:
   --json             the input is JSON: PANs written as bare numbers are masked with 9s
   --in-place         (redact) rewrite each FILE instead of writing to stdout
 Without FILE, standard input is read. Exit status 2 means an error.";
+
+/// The usage text, with the `evidence` command's part.
+fn usage() -> String {
+    USAGE_TEXT.replace("{EVIDENCE}", evidence::USAGE)
+}
 
 struct Args {
     command: String,
@@ -56,18 +65,21 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode, String> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = argv.first().cloned() else {
-        return Err(USAGE.into());
+        return Err(usage());
     };
     if command == "-h" || command == "--help" {
-        println!("{USAGE}");
+        println!("{}", usage());
         return Ok(ExitCode::SUCCESS);
+    }
+    if command == "evidence" {
+        return evidence::run(&argv[1..]);
     }
     if command == "verify-audit" {
         return verify_audit(&argv[1..]);
     }
     if command == "lint" {
         let [_, file] = argv.as_slice() else {
-            return Err(USAGE.into());
+            return Err(usage());
         };
         let text = fs::read(file).map_err(|e| format!("{file}: {e}"))?;
         // Lint what the configuration says even when it asks for strict mode.
@@ -84,7 +96,7 @@ fn run() -> Result<ExitCode, String> {
     }
     if command == "check-config" {
         let [_, file] = argv.as_slice() else {
-            return Err(USAGE.into());
+            return Err(usage());
         };
         let text = fs::read(file).map_err(|e| format!("{file}: {e}"))?;
         return match Policy::parse(&text) {
@@ -104,7 +116,7 @@ fn run() -> Result<ExitCode, String> {
     match args.command.as_str() {
         "scan" => scan(&args),
         "redact" => redact(&args),
-        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+        other => Err(format!("unknown command {other:?}\n{}", usage())),
     }
 }
 
@@ -135,7 +147,7 @@ fn parse(command: String, rest: &[String]) -> Result<Args, String> {
             }
             "--json" => json = true,
             "--in-place" => in_place = true,
-            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
             s => files.push(s.to_string()),
         }
     }
@@ -350,23 +362,31 @@ fn summary(c: &Counts) -> String {
     s
 }
 
+/// The audit chain key from `PCI_MESH_GUARD_AUDIT_KEY`, if set.
+fn key_from_env() -> Option<Vec<u8>> {
+    std::env::var(pci_mesh_guard::audit::chain::KEY_ENV)
+        .ok()
+        .map(String::into_bytes)
+}
+
+/// The audit chain key in file `f` (a trailing newline is not part of it).
+fn read_key_file(f: &str) -> Result<Vec<u8>, String> {
+    let k = fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+    Ok(k.trim_end_matches(['\n', '\r']).as_bytes().to_vec())
+}
+
 fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
-    use pci_mesh_guard::audit::{chain::KEY_ENV, verify::verify};
-    let (mut key, mut partial, mut files) = (
-        std::env::var(KEY_ENV).ok().map(String::into_bytes),
-        false,
-        vec![],
-    );
+    use pci_mesh_guard::audit::verify::verify;
+    let (mut key, mut partial, mut files) = (key_from_env(), false, vec![]);
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--key-file" => {
                 let f = it.next().ok_or("--key-file needs a value")?;
-                let k = fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
-                key = Some(k.trim_end_matches(['\n', '\r']).as_bytes().to_vec());
+                key = Some(read_key_file(f)?);
             }
             "--partial" => partial = true,
-            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
             s => files.push(s.to_string()),
         }
     }
