@@ -149,6 +149,10 @@ PY
 echo "  after changing one denial into an allow in a copy of the log:"
 "$cli" verify-audit --key-file "$dir/audit.key" "$tampered" | sed 's/^/  /' || true
 
+say "Evidence for the assessor: the data flows and the scope, drawn from this audit trail"
+"$cli" evidence --key-file "$dir/audit.key" --out "$dir/evidence" "$dir/server.log" | sed 's/^/  /'
+echo "  the diagram: $dir/evidence/dataflow.svg (and .dot); the report: $dir/evidence/evidence.md"
+
 if [ "${PMG_ISTIO:-0}" = 1 ]; then
   admin=$(cat "$dir/server.admin")
   ecds_stat() {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use render::{dot, markdown, Provenance};
+pub use render::{dot, markdown, svg, Provenance};
 pub use scope::{findings, scope, Finding, Scope, ScopeEntry, Standing};
 
 /// The caller of a request with no established identity: a workload outside the mesh, or one

@@ -47,6 +47,8 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
         "configuration rejected: authorization.rulez",
         "caller got:   403 {\"error\":\"forbidden\",\"request_id\":\"demo-12\"}",
         "config_fail=1 update_success=2",
+        "in scope: cardholder data environment    spiffe://cluster.local/ns/risk/sa/fraud-scoring",
+        "/evidence/dataflow.svg",
     ] {
         assert!(
             text.contains(want),

@@ -115,6 +115,35 @@ fn the_evidence_of_a_known_mix_of_traffic_is_exactly_that_traffic() {
         assert!(dot.contains(&format!("\"{w}\"")), "{w} not in the diagram");
     }
 
+    // The SVG: well-formed XML, every workload named (service account and namespace).
+    let svg_path = out.join("dataflow.svg");
+    let xml = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])",
+        ])
+        .arg(&svg_path)
+        .output()
+        .unwrap();
+    assert!(
+        xml.status.success(),
+        "{}",
+        String::from_utf8_lossy(&xml.stderr)
+    );
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    for (sa, ns) in [
+        ("payments-api", "payments"),
+        ("checkout", "shop"),
+        ("fraud-scoring", "risk"),
+        ("newsletter", "marketing"),
+    ] {
+        assert!(
+            svg.contains(&format!(">{sa}</tspan>")),
+            "{sa} not in the SVG"
+        );
+        assert!(svg.contains(&format!(">namespace {ns} (cluster.local)</tspan>")));
+    }
+
     // One decision changed after the fact: refused, the line named.
     let text = std::fs::read_to_string(&log).unwrap();
     let tampered = text.replacen(r#""decision":"deny""#, r#""decision":"allow""#, 1);

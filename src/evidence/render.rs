@@ -35,19 +35,25 @@ pub fn dot(g: &Graph, scope: &Scope) -> String {
             _ => loose.push(w),
         }
     }
+    // Labels break lines with a newline inside the quoted string, which Graphviz and the SVG
+    // renderer both draw as a line break.
     let node = |out: &mut String, w: &str, indent: &str| {
-        let label = w
+        let name = w
             .rsplit('/')
             .next()
             .filter(|_| w != UNIDENTIFIED)
             .unwrap_or(w);
+        let place = match (namespace_of(w), trust_domain_of(w)) {
+            (Some(ns), Some(td)) => format!("\nnamespace {ns} ({td})"),
+            _ => String::new(),
+        };
         let standing = scope.standing(w);
         let _ = writeln!(
             out,
             "{indent}{} [label={}, tooltip={}, fillcolor=\"{}\"];",
             quoted(w),
             quoted(&format!(
-                "{label}\\n{}",
+                "{name}{place}\n{}",
                 standing.map_or("", Standing::label)
             )),
             quoted(w),
@@ -86,7 +92,7 @@ pub fn dot(g: &Graph, scope: &Scope) -> String {
             if c.total() > 0 {
                 let _ = write!(
                     label,
-                    "\\n{arrow} cards: {} masked, {} granted, {} dry_run",
+                    "\n{arrow} cards: {} masked, {} granted, {} dry_run",
                     c.masked, c.granted, c.dry_run
                 );
             }
@@ -108,6 +114,24 @@ pub fn dot(g: &Graph, scope: &Scope) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The diagram as SVG, laid out from its DOT by layout-rs (no Graphviz needed). It draws nodes,
+/// edges and labels; it does not draw the namespace boxes, so each node's label names its
+/// namespace.
+pub fn svg(dot_text: &str) -> Result<String, String> {
+    use layout::backends::svg::SVGWriter;
+    use layout::gv::{DotParser, GraphBuilder};
+    let mut parser = DotParser::new(dot_text);
+    let graph = parser
+        .process()
+        .map_err(|e| format!("the diagram's DOT: {e}"))?;
+    let mut builder = GraphBuilder::new();
+    builder.visit_graph(&graph);
+    let mut visual = builder.get();
+    let mut writer = SVGWriter::new();
+    visual.do_it(false, false, false, &mut writer);
+    Ok(writer.finalize())
 }
 
 /// What the report says of the audit trail it was drawn from.

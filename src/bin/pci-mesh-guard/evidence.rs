@@ -17,8 +17,8 @@ pub const USAGE: &str =
                          [--out DIR] LOG...
                                                the cardholder-data flow diagram and scope from
                                                audit logs (Envoy logs or JSON lines, one per
-                                               sidecar): writes DIR/dataflow.dot, .json and
-                                               evidence.md (DIR defaults to evidence/) and prints
+                                               sidecar): writes DIR/dataflow.svg, .dot, .json
+                                               and evidence.md (DIR: evidence/) and prints
                                                the scope; refuses logs whose chains do not verify
                                                unless --unverified; --config names the grants
                                                that were never used";
@@ -107,7 +107,9 @@ pub fn run(rest: &[String]) -> Result<ExitCode, String> {
         let path = out.join(name);
         fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     };
-    write("dataflow.dot", evidence::dot(&graph, &scope))?;
+    let diagram = evidence::dot(&graph, &scope);
+    write("dataflow.svg", evidence::svg(&diagram)?)?;
+    write("dataflow.dot", diagram)?;
     write(
         "evidence.md",
         evidence::markdown(&graph, &scope, &findings, &provenance),
@@ -141,7 +143,7 @@ pub fn run(rest: &[String]) -> Result<ExitCode, String> {
         }
     }
     println!(
-        "{} flows, {} findings; wrote {}/dataflow.dot, dataflow.json, evidence.md",
+        "{} flows, {} findings; wrote {}/dataflow.svg, dataflow.dot, dataflow.json, evidence.md",
         graph.flows.len(),
         findings.len(),
         out.display()
