@@ -17,6 +17,8 @@ use std::rc::Rc;
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::pan::{Counts, Masking, Options, Pattern, Redactor, ALL_BRANDS};
 
+// The evidence needs the native-only SVG renderer.
+#[cfg(not(target_arch = "wasm32"))]
 mod evidence;
 
 const USAGE_TEXT: &str = "usage:
@@ -41,7 +43,11 @@ Without FILE, standard input is read. Exit status 2 means an error.";
 
 /// The usage text, with the `evidence` command's part.
 fn usage() -> String {
-    USAGE_TEXT.replace("{EVIDENCE}", evidence::USAGE)
+    #[cfg(not(target_arch = "wasm32"))]
+    let evidence = evidence::USAGE;
+    #[cfg(target_arch = "wasm32")]
+    let evidence = "  (evidence: native builds only)";
+    USAGE_TEXT.replace("{EVIDENCE}", evidence)
 }
 
 struct Args {
@@ -71,6 +77,7 @@ fn run() -> Result<ExitCode, String> {
         println!("{}", usage());
         return Ok(ExitCode::SUCCESS);
     }
+    #[cfg(not(target_arch = "wasm32"))]
     if command == "evidence" {
         return evidence::run(&argv[1..]);
     }
