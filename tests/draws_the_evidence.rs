@@ -115,6 +115,22 @@ fn the_evidence_of_a_known_mix_of_traffic_is_exactly_that_traffic() {
         assert!(dot.contains(&format!("\"{w}\"")), "{w} not in the diagram");
     }
 
+    // The JSON validates against the schema kept in the repository.
+    let valid = Command::new(mesh::tools_python())
+        .args([
+            "-c",
+            "import json, sys, jsonschema; jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))",
+        ])
+        .arg(mesh::root().join("schemas/evidence-v1.schema.json"))
+        .arg(out.join("dataflow.json"))
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+
     // The SVG: well-formed XML, every workload named (service account and namespace).
     let svg_path = out.join("dataflow.svg");
     let xml = Command::new("python3")

@@ -259,6 +259,23 @@ fn the_diagram_names_every_workload_and_marks_clear_flows() {
     assert!(denied_edge.contains("style=dashed"), "{denied_edge}");
 }
 
+#[test]
+fn the_diagram_parses_back_and_renders_as_svg_naming_every_workload() {
+    let g = graph(&demo());
+    let s = scope(&g);
+    let picture = svg(&dot(&g, &s)).expect("the DOT parses back");
+    for name in [
+        "payments-api",
+        "checkout",
+        "fraud-scoring",
+        "newsletter",
+        "ledger",
+    ] {
+        assert!(picture.contains(&format!(">{name}</tspan>")), "{name}");
+    }
+    assert!(picture.starts_with("<?xml"));
+}
+
 proptest! {
     #[test]
     fn any_order_of_the_events_gives_the_same_graph(order in Just(demo()).prop_shuffle()) {
