@@ -247,15 +247,15 @@ fn the_diagram_names_every_workload_and_marks_clear_flows() {
     }
     assert!(d.contains("subgraph cluster_td0"));
     assert!(d.contains("namespace payments"));
-    let fraud_edge = d
-        .lines()
-        .find(|l| l.contains(&format!("\"{FRAUD}\" -> \"{API}\"")))
-        .unwrap();
+    // An edge's statement runs to its `];` (labels hold newlines).
+    let edge = |from: &str| {
+        let start = d.find(&format!("\"{from}\" -> \"{API}\"")).unwrap();
+        let len = d[start..].find("];").unwrap();
+        d[start..start + len].to_owned()
+    };
+    let fraud_edge = edge(FRAUD);
     assert!(fraud_edge.contains("penwidth=2.5"), "{fraud_edge}");
-    let denied_edge = d
-        .lines()
-        .find(|l| l.contains(&format!("\"{NEWSLETTER}\" -> \"{API}\"")))
-        .unwrap();
+    let denied_edge = edge(NEWSLETTER);
     assert!(denied_edge.contains("style=dashed"), "{denied_edge}");
 }
 
