@@ -52,7 +52,9 @@ pub struct Flow {
     pub caller: String,
     pub callee: String,
     pub requests: u64,
+    /// Requests served: allowed, or denied under `dry_run` and let through.
     pub allowed: u64,
+    /// Requests denied, enforced or under `dry_run` (where they were served all the same).
     pub denied: u64,
     /// Denials (and would-be denials under `dry_run`) by reason.
     pub denials: BTreeMap<String, u64>,
@@ -174,6 +176,8 @@ fn flow_of(e: &Value, callee: String) -> Option<Flow> {
     let ts = e["ts"].as_str()?.to_owned();
     let caller = e["principal"].as_str().unwrap_or(UNIDENTIFIED).to_owned();
     let allowed = e["decision"] == "allow";
+    // A denial under `dry_run` was not enforced: the request was served.
+    let served = allowed || e["enforced"] == false;
     let mut denials = BTreeMap::new();
     if !allowed {
         let reason = e["reason"].as_str().unwrap_or("unknown").to_owned();
@@ -216,7 +220,7 @@ fn flow_of(e: &Value, callee: String) -> Option<Flow> {
         caller,
         callee,
         requests: 1,
-        allowed: u64::from(allowed),
+        allowed: u64::from(served),
         denied: u64::from(!allowed),
         denials,
         to_callee,

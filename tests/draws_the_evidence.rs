@@ -1,6 +1,8 @@
-//! `pci-mesh-guard evidence` over a real sidecar's audit log: after a known mix of traffic the
+//! `pci-mesh-guard evidence` over real sidecars' audit logs: after a known mix of traffic the
 //! flow graph holds exactly the expected edges and counts, the scope exactly the expected
-//! standings, and a log altered after the fact is refused with the line named.
+//! standings; with a second sidecar's log in `dry_run` read alongside, the card numbers it let
+//! through count as passed under `dry_run` and are a finding; a log altered after the fact is
+//! refused with the line named.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod mesh;
@@ -15,13 +17,12 @@ const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 const FRAUD: &str = "spiffe://cluster.local/ns/risk/sa/fraud-scoring";
 const NEWSLETTER: &str = "spiffe://cluster.local/ns/marketing/sa/newsletter";
 
-fn evidence(log: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+fn evidence(logs: &[&std::path::Path], out: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pci-mesh-guard"))
         .arg("evidence")
-        .args(extra)
         .arg("--out")
         .arg(out)
-        .arg(log)
+        .args(logs)
         .env("PCI_MESH_GUARD_AUDIT_KEY", mesh::AUDIT_KEY)
         .output()
         .expect("run pci-mesh-guard evidence")
@@ -48,7 +49,7 @@ fn the_evidence_of_a_known_mix_of_traffic_is_exactly_that_traffic() {
     std::thread::sleep(std::time::Duration::from_millis(400));
     let log = mesh.dir.join("server.log");
     let out = mesh.dir.join("evidence");
-    let run = evidence(&log, &out, &[]);
+    let run = evidence(&[&log], &out);
     let said = String::from_utf8_lossy(&run.stdout).to_string();
     assert!(
         run.status.success(),
@@ -166,7 +167,7 @@ fn the_evidence_of_a_known_mix_of_traffic_is_exactly_that_traffic() {
     assert_ne!(tampered, text);
     let bad = mesh.dir.join("tampered.log");
     std::fs::write(&bad, tampered).unwrap();
-    let run = evidence(&bad, &mesh.dir.join("evidence-bad"), &[]);
+    let run = evidence(&[&bad], &mesh.dir.join("evidence-bad"));
     let err = String::from_utf8_lossy(&run.stderr).to_string();
     assert_eq!(run.status.code(), Some(2), "{err}");
     assert!(
@@ -174,4 +175,93 @@ fn the_evidence_of_a_known_mix_of_traffic_is_exactly_that_traffic() {
         "{err}"
     );
     assert!(!mesh.dir.join("evidence-bad/dataflow.json").exists());
+}
+
+#[test]
+fn a_dry_run_sidecars_log_read_alongside_adds_its_clear_card_numbers_and_a_finding() {
+    let envoy = mesh::envoys().into_iter().next().expect("an Envoy");
+    let enforce =
+        std::fs::read_to_string(mesh::root().join("envoy-config/demo-plugin-config.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&enforce).unwrap();
+    v["mode"] = "dry_run".into();
+    let dry_run = v.to_string();
+    let charge = r#"{"card":"4111 1111 1111 1111","amount":1}"#;
+    let a = Mesh::builder(&envoy, "evidence-enforce")
+        .config(&enforce)
+        .up();
+    assert_eq!(
+        a.send("checkout", Request::post("/v1/charges", charge))
+            .status,
+        200
+    );
+    assert_eq!(
+        a.send("newsletter", Request::post("/v1/charges", "{}"))
+            .status,
+        403
+    );
+    let b = Mesh::builder(&envoy, "evidence-dry-run")
+        .config(&dry_run)
+        .up();
+    assert_eq!(
+        b.send("checkout", Request::post("/v1/charges", charge))
+            .status,
+        200
+    );
+    // Denied by the policy, served by dry_run.
+    assert_eq!(
+        b.send("newsletter", Request::post("/v1/charges", "{}"))
+            .status,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let out = a.dir.join("evidence-both");
+    let logs = [a.dir.join("server.log"), b.dir.join("server.log")];
+    let run = evidence(&[&logs[0], &logs[1]], &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(out.join("dataflow.json")).unwrap()).unwrap();
+    let flow = |caller: &str| {
+        json["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["caller"] == caller)
+            .unwrap()
+            .clone()
+    };
+    let checkout = flow(CHECKOUT);
+    assert_eq!(checkout["requests"], 2);
+    assert_eq!(checkout["to_callee"]["masked"], 1);
+    assert_eq!(checkout["to_callee"]["dry_run"], 1);
+    let newsletter = flow(NEWSLETTER);
+    assert_eq!(
+        (
+            newsletter["requests"].as_u64(),
+            newsletter["allowed"].as_u64(),
+            newsletter["denied"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2)),
+        "one denial enforced, one served under dry_run"
+    );
+    let findings = json["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "dry_run_passed" && f["caller"] == CHECKOUT && f["count"] == 1),
+        "{findings:#?}"
+    );
+    // newsletter was served by payments-api under dry_run: connected to the CDE.
+    let standing = json["scope"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["workload"] == NEWSLETTER)
+        .unwrap()["standing"]
+        .clone();
+    assert_eq!(standing, "connected_to");
+    assert_eq!(json["logs"].as_array().unwrap().len(), 2);
 }
