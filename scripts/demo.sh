@@ -6,7 +6,8 @@
 #   scripts/demo.sh --keep   leave the mesh running afterwards and print how to use it
 #   scripts/demo.sh --observe   also run a real Prometheus over the server sidecar with the shipped
 #                               alert rules (scripts/observe.sh), and show the alerts the scenes trip
-# PMG_DOCKER=1 runs the sidecars in the stock envoyproxy/envoy image instead (see scripts/mesh.sh).
+# PMG_CONTAINER=docker|podman runs the sidecars in containers instead (PMG_DOCKER=1 is docker; see
+# scripts/mesh.sh and the README's "Docker and Podman").
 # PMG_DEMO_DIR: where the mesh's state and logs go (default .work/demo).
 # PMG_ISTIO=1 shapes the server sidecar as Istio runs it (its configuration by ECDS, Istio's RBAC after
 # it, the sidecar's log flags) and ends with a configuration change delivered at run time.

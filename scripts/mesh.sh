@@ -15,8 +15,10 @@
 #   PMG_OTEL_PORT=4318       where cluster otel-collector points (an OpenTelemetry collector, if you run one)
 # PMG_BACKEND_KEEP: body bytes the backend keeps per recorded request (default 1 MiB; the soak sets 0).
 # PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
-# With PMG_DOCKER=1 the two sidecars run in the stock envoyproxy/envoy image through
-# envoy-config/docker-compose.yaml instead (host networking, Linux).
+# With PMG_CONTAINER=docker or podman (PMG_DOCKER=1 is docker) the two sidecars run in containers
+# through envoy-config/docker-compose.yaml instead (host networking, Linux): the stock
+# envoyproxy/envoy image, or PMG_ENVOY_IMAGE (scripts/envoy-image.sh builds one without a registry).
+# Podman is driven by podman-compose (from the test tools' virtualenv, or the PATH).
 # With PMG_ISTIO=1 the server sidecar is shaped as Istio runs it (envoy-config/istio-shaped-sidecar.yaml):
 # the plugin's configuration delivered by ECDS (scripts/ecds.py), Istio's RBAC after the plugin, Envoy
 # started with the sidecar's log flags (--log-level warning --component-log-level misc:error). It has
@@ -33,6 +35,29 @@ backend_port=${PMG_BACKEND_PORT:-18080}
 grpc_backend_port=${PMG_GRPC_BACKEND_PORT:-18081}
 otel_port=${PMG_OTEL_PORT:-4318}
 wasm=${PMG_WASM:-$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm}
+container=${PMG_CONTAINER:-}
+[ "${PMG_DOCKER:-0}" = 1 ] && container=${container:-docker}
+case "$container" in
+  "" | docker | podman) ;;
+  *) echo "PMG_CONTAINER must be docker or podman, not $container" >&2; exit 2 ;;
+esac
+
+# compose ARGS...: docker compose or podman-compose on envoy-config/docker-compose.yaml, with the
+# runtime's sandbox options (scripts/container-env.sh) and the mesh's variables.
+compose() {
+  local runtime=$container
+  # shellcheck source=/dev/null
+  . "$root/scripts/container-env.sh"
+  local env=(PMG_UID="$(id -u)" PMG_GID="$(id -g)" MESH_DIR="$compose_dir" FILTER_DIR="$(dirname "$wasm")")
+  if [ "$container" = docker ]; then
+    env "${env[@]}" docker compose -f "$root/envoy-config/docker-compose.yaml" -p pci-mesh-guard "$@"
+  else
+    local pc
+    pc=$(command -v podman-compose || echo "$(dirname "$("$root/scripts/test-tools.sh")")/podman-compose")
+    env "${env[@]}" "$pc" --podman-args "${CONTAINER_ARGS[*]}" -f "$root/envoy-config/docker-compose.yaml" \
+      -p "pci-mesh-guard-$(basename "$compose_dir")" "$@"
+  fi
+}
 
 # render TEMPLATE OUT KEY=VALUE...; PLUGIN_CONFIG_FILE=path fills {{PLUGIN_CONFIG}} as a JSON string.
 render() {
@@ -98,7 +123,7 @@ up() {
   [ -s "$dir/backend.port" ] || { echo "the backend did not start:" >&2; cat "$dir/backend.log" >&2; exit 1; }
 
   local pki=$dir/pki
-  if [ "${PMG_DOCKER:-0}" = 1 ]; then
+  if [ -n "$container" ]; then
     # Paths as the containers see them: the mesh directory and the filter are mounted read-only.
     pki=/mesh/pki
   fi
@@ -110,23 +135,32 @@ up() {
       "AUDIT_LOG=$dir/audit.log"
   else
   render "$root/envoy-config/server-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
-    "WASM=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /filter/pci_mesh_guard.wasm || echo "$wasm")" \
+    "WASM=$([ -n "$container" ] && echo "/filter/$(basename "$wasm")" || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" "GRPC_BACKEND_PORT=$grpc_backend_port" \
     "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
     "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port" \
-    "AUDIT_LOG=$([ "${PMG_DOCKER:-0}" = 1 ] && echo /mesh/audit.log || echo "$dir/audit.log")"
+    "AUDIT_LOG=$([ -n "$container" ] && echo /mesh/audit.log || echo "$dir/audit.log")"
   fi
   render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
     "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
     "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"
 
-  if [ "${PMG_DOCKER:-0}" = 1 ]; then
-    PMG_UID=$(id -u) PMG_GID=$(id -g) MESH_DIR=$dir FILTER_DIR=$(dirname "$wasm") docker compose -f "$root/envoy-config/docker-compose.yaml" \
-      -p pci-mesh-guard up -d
-    echo "docker $dir" >>"$dir/pids"
-    for _ in $(seq 1 300); do
-      curl -fsS -o /dev/null "http://127.0.0.1:$outbound_port/" -H 'x-mesh-caller: checkout' 2>/dev/null && break
-      sleep 0.2
+  if [ -n "$container" ]; then
+    compose_dir=$dir
+    compose up -d >"$dir/compose.log" 2>&1 || { cat "$dir/compose.log" >&2; exit 1; }
+    echo "$container $dir" >>"$dir/pids"
+    # Ready when both sidecars' admin endpoints answer /ready (they write their address into DIR).
+    local side ready
+    for side in server client; do
+      ready=0
+      for _ in $(seq 1 600); do
+        if [ -s "$dir/$side.admin" ] && curl -fsS "http://$(cat "$dir/$side.admin")/ready" >/dev/null 2>&1; then
+          ready=1
+          break
+        fi
+        sleep 0.1
+      done
+      [ $ready = 1 ] || { echo "the $side sidecar's container is not ready after 60 s:" >&2; compose logs >&2 || true; down "$dir"; exit 1; }
     done
     return 0
   fi
@@ -162,8 +196,8 @@ down() {
   [ -f "$dir/pids" ] || return 0
   local name pid
   while read -r name pid; do
-    if [ "$name" = docker ]; then
-      MESH_DIR=$pid FILTER_DIR=. docker compose -f "$root/envoy-config/docker-compose.yaml" -p pci-mesh-guard down >/dev/null 2>&1 || true
+    if [ "$name" = docker ] || [ "$name" = podman ]; then
+      container=$name compose_dir=$pid compose down >/dev/null 2>&1 || true
       continue
     fi
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
@@ -172,14 +206,14 @@ down() {
   for _ in $(seq 1 30); do
     local alive=0
     while read -r name pid; do
-      [ "$name" = docker ] && continue
+      { [ "$name" = docker ] || [ "$name" = podman ]; } && continue
       kill -0 "$pid" 2>/dev/null && alive=1
     done <"$dir/pids"
     [ $alive = 0 ] && break
     sleep 0.1
   done
   while read -r name pid; do
-    [ "$name" = docker ] && continue
+    { [ "$name" = docker ] || [ "$name" = podman ]; } && continue
     kill -KILL -- "-$pid" 2>/dev/null || true
   done <"$dir/pids"
   rm -f "$dir/pids"

@@ -40,6 +40,13 @@ step "core tests inside a wasm engine (Node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$root/.tools/bin/wasm-bindgen-test-runner" \
   cargo test --no-default-features --target wasm32-unknown-unknown --test wasm_core 2>&1
 
+step "the container path: the demo with both sidecars in Podman containers"
+if command -v podman >/dev/null && command -v runc >/dev/null; then
+  cargo test --test runs_in_containers -- --ignored 2>&1
+else
+  echo "skipped: no container runtime here (Podman could not be installed without root)"
+fi
+
 step "fuzz targets: a short smoke of each (scripts/fuzz.sh TARGET SECONDS runs one for long)"
 scripts/fuzz.sh --smoke 5
 

