@@ -40,7 +40,8 @@ fn demo(envoy: &mesh::Envoy, dir: &std::path::Path, container: Option<(&str, &st
         .env("PMG_WASM", mesh::wasm())
         .env("ENVOY_BIN", &envoy.bin);
     if let Some((runtime, image)) = container {
-        cmd.env("PMG_CONTAINER", runtime).env("PMG_ENVOY_IMAGE", image);
+        cmd.env("PMG_CONTAINER", runtime)
+            .env("PMG_ENVOY_IMAGE", image);
     }
     for var in [
         "PMG_OUTBOUND_PORT",
@@ -87,7 +88,11 @@ fn the_demo_in_podman_containers_matches_the_demo_in_processes() {
         .args(["podman", "1.40.0"])
         .output()
         .expect("run scripts/envoy-image.sh");
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let image = String::from_utf8_lossy(&built.stdout).trim().to_owned();
     let base = mesh::root()
         .join("target/e2e")
@@ -97,7 +102,10 @@ fn the_demo_in_podman_containers_matches_the_demo_in_processes() {
     let (want, got) = (outcomes(&processes), outcomes(&containers));
     assert!(want.len() >= 25, "{want:#?}");
     assert_eq!(got, want, "containers:\n{containers}");
-    assert!(containers.contains("13 events in 3 chains, 0 problems"), "{containers}");
+    assert!(
+        containers.contains("13 events in 3 chains, 0 problems"),
+        "{containers}"
+    );
 
     // Nothing of the run is left: no container, no image, no Envoy process.
     let left = podman(&["ps", "-a", "--format", "{{.Names}}"]);
@@ -106,6 +114,8 @@ fn the_demo_in_podman_containers_matches_the_demo_in_processes() {
         "containers left behind: {left}"
     );
     podman(&["rmi", "-f", &image]);
-    assert!(podman(&["images", "--format", "{{.Repository}}"]).lines().all(|l| !l.contains("pci-mesh-guard/envoy")));
+    assert!(podman(&["images", "--format", "{{.Repository}}"])
+        .lines()
+        .all(|l| !l.contains("pci-mesh-guard/envoy")));
     let _ = std::fs::remove_dir_all(&base);
 }
