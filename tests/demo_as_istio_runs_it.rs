@@ -19,7 +19,7 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
         .env("PMG_DEMO_DIR", &dir)
         .env("PMG_WASM", mesh::wasm())
         .env("ENVOY_BIN", &envoy.bin);
-    for var in [
+    let vars = [
         "PMG_OUTBOUND_PORT",
         "PMG_MTLS_PORT",
         "PMG_PLAIN_PORT",
@@ -27,8 +27,9 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
         "PMG_RAW_PORT",
         "PMG_BACKEND_PORT",
         "PMG_OTEL_PORT",
-    ] {
-        cmd.env(var, mesh::free_port().to_string());
+    ];
+    for (var, port) in vars.iter().zip(mesh::free_ports(vars.len())) {
+        cmd.env(var, port.to_string());
     }
     let out = cmd.output().expect("run scripts/demo.sh");
     let text = String::from_utf8_lossy(&out.stdout).to_string();

@@ -152,7 +152,7 @@ fn the_demo_trips_alerts_in_a_real_prometheus_and_feeds_every_dashboard_query() 
         .env("PMG_DEMO_DIR", &dir)
         .env("PMG_WASM", mesh::wasm())
         .env("ENVOY_BIN", &envoy.bin);
-    for var in [
+    let vars = [
         "PMG_OUTBOUND_PORT",
         "PMG_MTLS_PORT",
         "PMG_PLAIN_PORT",
@@ -161,8 +161,9 @@ fn the_demo_trips_alerts_in_a_real_prometheus_and_feeds_every_dashboard_query() 
         "PMG_BACKEND_PORT",
         "PMG_OTEL_PORT",
         "PMG_PROMETHEUS_PORT",
-    ] {
-        cmd.env(var, mesh::free_port().to_string());
+    ];
+    for (var, port) in vars.iter().zip(mesh::free_ports(vars.len())) {
+        cmd.env(var, port.to_string());
     }
     let out = cmd.output().expect("run scripts/demo.sh");
     let shown = String::from_utf8_lossy(&out.stdout).to_string();

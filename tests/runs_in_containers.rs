@@ -43,7 +43,7 @@ fn demo(envoy: &mesh::Envoy, dir: &std::path::Path, container: Option<(&str, &st
         cmd.env("PMG_CONTAINER", runtime)
             .env("PMG_ENVOY_IMAGE", image);
     }
-    for var in [
+    let vars = [
         "PMG_OUTBOUND_PORT",
         "PMG_MTLS_PORT",
         "PMG_PLAIN_PORT",
@@ -51,8 +51,9 @@ fn demo(envoy: &mesh::Envoy, dir: &std::path::Path, container: Option<(&str, &st
         "PMG_RAW_PORT",
         "PMG_BACKEND_PORT",
         "PMG_OTEL_PORT",
-    ] {
-        cmd.env(var, mesh::free_port().to_string());
+    ];
+    for (var, port) in vars.iter().zip(mesh::free_ports(vars.len())) {
+        cmd.env(var, port.to_string());
     }
     let out = cmd.output().expect("run scripts/demo.sh");
     let text = String::from_utf8_lossy(&out.stdout).to_string();

@@ -1005,6 +1005,17 @@ pub fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
 }
 
 /// A port that was free a moment ago.
+/// `n` distinct free ports: each listener is held until all are bound, so no two are the same
+/// (separate `free_port` calls can return one port twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("its address").port())
+        .collect()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
