@@ -5,8 +5,6 @@
 
 mod mesh;
 
-use std::process::Command;
-
 #[test]
 fn the_demo_runs_on_an_istio_shaped_sidecar() {
     let envoy = mesh::envoys().into_iter().next().expect("an Envoy");
@@ -14,23 +12,8 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
         .join("target/e2e")
         .join(format!("demo-istio-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut cmd = Command::new(mesh::root().join("scripts/demo.sh"));
-    cmd.env("PMG_ISTIO", "1")
-        .env("PMG_DEMO_DIR", &dir)
-        .env("PMG_WASM", mesh::wasm())
-        .env("ENVOY_BIN", &envoy.bin);
-    let vars = [
-        "PMG_OUTBOUND_PORT",
-        "PMG_MTLS_PORT",
-        "PMG_PLAIN_PORT",
-        "PMG_TLS_ANY_PORT",
-        "PMG_RAW_PORT",
-        "PMG_BACKEND_PORT",
-        "PMG_OTEL_PORT",
-    ];
-    for (var, port) in vars.iter().zip(mesh::free_ports(vars.len())) {
-        cmd.env(var, port.to_string());
-    }
+    let mut cmd = mesh::script("demo.sh", &envoy);
+    cmd.env("PMG_ISTIO", "1").env("PMG_DEMO_DIR", &dir);
     let out = cmd.output().expect("run scripts/demo.sh");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let _ = std::fs::remove_dir_all(&dir);

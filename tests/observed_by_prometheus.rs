@@ -147,24 +147,8 @@ fn the_demo_trips_alerts_in_a_real_prometheus_and_feeds_every_dashboard_query() 
         .join(format!("demo-observed-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let kept = Kept(dir.clone());
-    let mut cmd = Command::new(mesh::root().join("scripts/demo.sh"));
-    cmd.args(["--observe", "--keep"])
-        .env("PMG_DEMO_DIR", &dir)
-        .env("PMG_WASM", mesh::wasm())
-        .env("ENVOY_BIN", &envoy.bin);
-    let vars = [
-        "PMG_OUTBOUND_PORT",
-        "PMG_MTLS_PORT",
-        "PMG_PLAIN_PORT",
-        "PMG_TLS_ANY_PORT",
-        "PMG_RAW_PORT",
-        "PMG_BACKEND_PORT",
-        "PMG_OTEL_PORT",
-        "PMG_PROMETHEUS_PORT",
-    ];
-    for (var, port) in vars.iter().zip(mesh::free_ports(vars.len())) {
-        cmd.env(var, port.to_string());
-    }
+    let mut cmd = mesh::script("demo.sh", &envoy);
+    cmd.args(["--observe", "--keep"]).env("PMG_DEMO_DIR", &dir);
     let out = cmd.output().expect("run scripts/demo.sh");
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

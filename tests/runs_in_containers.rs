@@ -35,25 +35,11 @@ fn outcomes(text: &str) -> Vec<String> {
 }
 
 fn demo(envoy: &mesh::Envoy, dir: &std::path::Path, container: Option<(&str, &str)>) -> String {
-    let mut cmd = Command::new(mesh::root().join("scripts/demo.sh"));
-    cmd.env("PMG_DEMO_DIR", dir)
-        .env("PMG_WASM", mesh::wasm())
-        .env("ENVOY_BIN", &envoy.bin);
+    let mut cmd = mesh::script("demo.sh", envoy);
+    cmd.env("PMG_DEMO_DIR", dir);
     if let Some((runtime, image)) = container {
         cmd.env("PMG_CONTAINER", runtime)
             .env("PMG_ENVOY_IMAGE", image);
-    }
-    let vars = [
-        "PMG_OUTBOUND_PORT",
-        "PMG_MTLS_PORT",
-        "PMG_PLAIN_PORT",
-        "PMG_TLS_ANY_PORT",
-        "PMG_RAW_PORT",
-        "PMG_BACKEND_PORT",
-        "PMG_OTEL_PORT",
-    ];
-    for (var, port) in vars.iter().zip(mesh::free_ports(vars.len())) {
-        cmd.env(var, port.to_string());
     }
     let out = cmd.output().expect("run scripts/demo.sh");
     let text = String::from_utf8_lossy(&out.stdout).to_string();

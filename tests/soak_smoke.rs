@@ -5,32 +5,14 @@
 
 mod mesh;
 
-use std::process::Command;
-
 #[test]
 fn a_short_soak_passes_its_own_checks() {
     let envoy = mesh::envoys().into_iter().next().expect("an Envoy");
     let dir = mesh::root()
         .join("target/e2e")
         .join(format!("soak-{}", std::process::id()));
-    let mut cmd = Command::new(mesh::root().join("scripts/soak.sh"));
-    cmd.arg("5000")
-        .arg(&dir)
-        .env("PMG_SOAK_ROUND", "2")
-        .env("PMG_WASM", mesh::wasm())
-        .env("ENVOY_BIN", &envoy.bin);
-    let vars = [
-        "PMG_OUTBOUND_PORT",
-        "PMG_MTLS_PORT",
-        "PMG_PLAIN_PORT",
-        "PMG_TLS_ANY_PORT",
-        "PMG_RAW_PORT",
-        "PMG_BACKEND_PORT",
-        "PMG_OTEL_PORT",
-    ];
-    for (var, port) in vars.iter().zip(mesh::free_ports(vars.len())) {
-        cmd.env(var, port.to_string());
-    }
+    let mut cmd = mesh::script("soak.sh", &envoy);
+    cmd.arg("5000").arg(&dir).env("PMG_SOAK_ROUND", "2");
     let out = cmd.output().expect("run scripts/soak.sh");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

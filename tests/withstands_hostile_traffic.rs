@@ -15,8 +15,8 @@ use std::time::Duration;
 use mesh::{Mesh, Request};
 use serde_json::Value;
 
-/// The demo's policy, with checkout also allowed to GET the backend's reset endpoint.
-fn config() -> String {
+/// The demo's policy, with one more rule letting checkout call `method` on `path`.
+fn demo_config_and(rule: &str, method: &str, path: &str) -> String {
     let text =
         std::fs::read_to_string(mesh::root().join("envoy-config/demo-plugin-config.json")).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
@@ -24,10 +24,10 @@ fn config() -> String {
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({
-            "name": "checkout-may-get-the-reset",
+            "name": rule,
             "principals": ["spiffe://cluster.local/ns/shop/sa/checkout"],
-            "paths": ["/reset-midway"],
-            "methods": ["GET"]
+            "paths": [path],
+            "methods": [method]
         }));
     v.to_string()
 }
@@ -90,7 +90,13 @@ fn raw(mesh: &Mesh, wire: &[u8], then_close: bool) -> Vec<u8> {
 fn hostile_requests_and_responses_leave_the_mesh_sound() {
     for envoy in mesh::envoys() {
         let v = envoy.version.clone();
-        let mesh = Mesh::builder(&envoy, "hostile").config(&config()).up();
+        let mesh = Mesh::builder(&envoy, "hostile")
+            .config(&demo_config_and(
+                "checkout-may-get-the-reset",
+                "GET",
+                "/reset-midway",
+            ))
+            .up();
 
         // A body trickled one byte per chunk, a card number in it.
         let body = br#"{"card":"4111 1111 1111 1111","amount":1299}"#;
@@ -216,24 +222,10 @@ x-request-id: reset\r\nconnection: close\r\n\r\n",
 /// number in their metadata masked.
 #[test]
 fn grpc_messages_stay_valid_protobuf_with_their_card_numbers_masked() {
-    let text =
-        std::fs::read_to_string(mesh::root().join("envoy-config/demo-plugin-config.json")).unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap();
-    v["authorization"]["rules"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "name": "checkout-may-call-payments",
-            "principals": ["spiffe://cluster.local/ns/shop/sa/checkout"],
-            "paths": ["/pmg.test.Payments/*"],
-            "methods": ["POST"]
-        }));
+    let config = demo_config_and("checkout-may-call-payments", "POST", "/pmg.test.Payments/*");
     for envoy in mesh::envoys() {
         let ver = envoy.version.clone();
-        let mesh = Mesh::builder(&envoy, "grpc")
-            .config(&v.to_string())
-            .grpc()
-            .up();
+        let mesh = Mesh::builder(&envoy, "grpc").config(&config).grpc().up();
         let sent = "charge 4111 1111 1111 1111 for order 42";
         let reply = mesh.grpc_call("checkout-h2", sent);
         assert_eq!(reply["code"], "OK", "Envoy {ver}: {reply}");

@@ -246,6 +246,13 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// The port a child process writes into `file` once it listens (20 s at most).
+fn port_from_file(what: &str, file: &std::path::Path) -> u16 {
+    wait_for(what, Duration::from_secs(20), || {
+        fs::read_to_string(file).ok()?.trim().parse::<u16>().ok()
+    })
+}
+
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -423,13 +430,7 @@ impl<'a> MeshBuilder<'a> {
                 .arg("--fixtures")
                 .arg(root().join("tests/fixtures")),
         );
-        let backend_port = wait_for("the backend's port", Duration::from_secs(20), || {
-            fs::read_to_string(&port_file)
-                .ok()?
-                .trim()
-                .parse::<u16>()
-                .ok()
-        });
+        let backend_port = port_from_file("the backend's port", &port_file);
 
         let grpc_port = if self.grpc {
             let port_file = dir.join("grpc.port");
@@ -443,13 +444,7 @@ impl<'a> MeshBuilder<'a> {
                     .arg("--record")
                     .arg(dir.join("grpc.jsonl")),
             );
-            wait_for("the gRPC service's port", Duration::from_secs(20), || {
-                fs::read_to_string(&port_file)
-                    .ok()?
-                    .trim()
-                    .parse::<u16>()
-                    .ok()
-            })
+            port_from_file("the gRPC service's port", &port_file)
         } else {
             free_port()
         };
@@ -468,13 +463,7 @@ impl<'a> MeshBuilder<'a> {
                         .arg(dir.join("otlp.jsonl"))
                         .args(["--mode", mode]),
                 );
-                wait_for("the OTLP receiver's port", Duration::from_secs(20), || {
-                    fs::read_to_string(&port_file)
-                        .ok()?
-                        .trim()
-                        .parse::<u16>()
-                        .ok()
-                })
+                port_from_file("the OTLP receiver's port", &port_file)
             }
             None => {
                 // Bound and never listening: the collector refuses, and no other test's listener
@@ -1005,6 +994,29 @@ pub fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
 }
 
 /// A port that was free a moment ago.
+/// A command running one of the project's scripts (`scripts/demo.sh`, `scripts/soak.sh`) against
+/// the filter under test and `envoy`, with every port the local mesh and its Prometheus take set
+/// to a distinct free one, so that it runs beside other tests.
+pub fn script(name: &str, envoy: &Envoy) -> Command {
+    let mut cmd = Command::new(root().join("scripts").join(name));
+    cmd.env("PMG_WASM", wasm()).env("ENVOY_BIN", &envoy.bin);
+    let vars = [
+        "PMG_OUTBOUND_PORT",
+        "PMG_MTLS_PORT",
+        "PMG_PLAIN_PORT",
+        "PMG_TLS_ANY_PORT",
+        "PMG_RAW_PORT",
+        "PMG_BACKEND_PORT",
+        "PMG_GRPC_BACKEND_PORT",
+        "PMG_OTEL_PORT",
+        "PMG_PROMETHEUS_PORT",
+    ];
+    for (var, port) in vars.iter().zip(free_ports(vars.len())) {
+        cmd.env(var, port.to_string());
+    }
+    cmd
+}
+
 /// `n` distinct free ports: each listener is held until all are bound, so no two are the same
 /// (separate `free_port` calls can return one port twice).
 pub fn free_ports(n: usize) -> Vec<u16> {

@@ -73,14 +73,14 @@ pub fn run(rest: &[String]) -> Result<ExitCode, String> {
         chains.extend(report.chains);
         texts.push(text);
     }
-    let events = || {
-        texts.iter().flat_map(|t| t.lines()).filter_map(|line| {
-            event_text(line).and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        })
-    };
-    let workloads = evidence::chain_workloads(&events().collect::<Vec<_>>());
-    for event in events() {
-        graph.add_in(&event, &workloads);
+    let events: Vec<serde_json::Value> = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .filter_map(|line| event_text(line).and_then(|t| serde_json::from_str(t).ok()))
+        .collect();
+    let workloads = evidence::chain_workloads(&events);
+    for event in &events {
+        graph.add_in(event, &workloads);
     }
     for p in &problems {
         eprintln!("{p}");
