@@ -276,6 +276,32 @@ fn the_diagram_parses_back_and_renders_as_svg_naming_every_workload() {
     assert!(picture.starts_with("<?xml"));
 }
 
+/// The numbers in `attr="..."` attributes of the SVG.
+fn attr_values(svg: &str, attr: &str) -> Vec<f64> {
+    svg.split(&format!(" {attr}=\""))
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_svg_canvas_holds_the_drawing_and_no_more() {
+    let g = graph(&demo());
+    let picture = svg(&dot(&g, &scope(&g))).expect("renders");
+    let height = attr_values(&picture, "height")[0];
+    let width = attr_values(&picture, "width")[0];
+    assert!(picture.contains(&format!("viewBox=\"0 0 {width} {height}\"")));
+    let lowest = attr_values(&picture, "y").into_iter().fold(0.0, f64::max);
+    let rightmost = attr_values(&picture, "x").into_iter().fold(0.0, f64::max);
+    // Everything drawn fits, and the canvas ends within a few lines of text of the lowest shape
+    // (layout-rs alone made it several times taller, from the labels' lengths).
+    assert!(
+        lowest < height && height < lowest + 80.0,
+        "{lowest} {height}"
+    );
+    assert!(rightmost < width, "{rightmost} {width}");
+}
+
 proptest! {
     #[test]
     fn any_order_of_the_events_gives_the_same_graph(order in Just(demo()).prop_shuffle()) {
