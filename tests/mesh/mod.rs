@@ -698,11 +698,7 @@ impl Mesh {
 
     /// What the gRPC service received, one JSON object per request message.
     pub fn grpc_received(&self) -> Vec<Value> {
-        fs::read_to_string(self.dir.join("grpc.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.json_lines("grpc.jsonl")
     }
 
     /// The server sidecar's `/stats/prometheus`.
@@ -836,11 +832,7 @@ impl Mesh {
 
     /// What the OTLP receiver got: one JSON object per export request.
     pub fn otlp_received(&self) -> Vec<Value> {
-        fs::read_to_string(self.dir.join("otlp.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.json_lines("otlp.jsonl")
     }
 
     /// The server sidecar's counters whose names contain `filter`, from its admin endpoint.
@@ -885,7 +877,12 @@ impl Mesh {
 
     /// What the backend received, one JSON object per request.
     pub fn received(&self) -> Vec<Value> {
-        fs::read_to_string(self.dir.join("received.jsonl"))
+        self.json_lines("received.jsonl")
+    }
+
+    /// The JSON objects of a file in the mesh directory, one per line (none if it is missing).
+    fn json_lines(&self, file: &str) -> Vec<Value> {
+        fs::read_to_string(self.dir.join(file))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
