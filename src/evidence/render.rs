@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use layout::backends::svg::SVGWriter;
 use layout::core::format::{ClipHandle, RenderBackend};
 use layout::core::geometry::Point;
 use layout::core::style::StyleAttr;
+use layout::gv::{DotParser, GraphBuilder};
 
 use super::{namespace_of, trust_domain_of, Finding, Graph, Scope, Standing, UNIDENTIFIED};
 
@@ -124,8 +126,6 @@ pub fn dot(g: &Graph, scope: &Scope) -> String {
 /// edges and labels; it does not draw the namespace boxes, so each node's label names its
 /// namespace. The canvas is sized to what is drawn (see `Extent`).
 pub fn svg(dot_text: &str) -> Result<String, String> {
-    use layout::backends::svg::SVGWriter;
-    use layout::gv::{DotParser, GraphBuilder};
     let mut parser = DotParser::new(dot_text);
     let graph = parser
         .process()
