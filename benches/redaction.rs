@@ -3,7 +3,7 @@
 //! `scripts/bench.sh` runs this and turns the medians into the README's table.
 
 use std::hint::black_box;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pci_mesh_guard::pan::{luhn_valid, Masking, Options, Pattern, Redactor};
@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
         mask: true,
         json: false,
     };
-    let patterns: Rc<[Pattern]> = Vec::new().into();
+    let patterns: Arc<[Pattern]> = Vec::new().into();
     let naive_re = regex::bytes::Regex::new(r"[0-9][0-9 -]{10,}[0-9]").unwrap();
     for (name, input) in &inputs {
         let mut g = c.benchmark_group(*name);

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
@@ -16,7 +16,7 @@ use crate::config::Policy;
 use crate::filter::{
     self, CallerLabels, ConnectionCache, RequestFlow, SharedCallers, SharedConnections, Verdict,
 };
-use crate::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric};
+use crate::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric, Property};
 
 thread_local! {
     /// Ids of the counters of `Metric::ALL`, defined once per VM.
@@ -89,8 +89,8 @@ impl WasmHost {
 }
 
 impl Host for WasmHost {
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        hostcalls::get_property(path.to_vec()).map_err(host_error)
+    fn property(&self, property: Property) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_property(property.path().to_vec()).map_err(host_error)
     }
 
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>> {
@@ -230,7 +230,7 @@ fn host_log_level() -> Option<u32> {
 /// The root context: owns the compiled policy, the VM's audit chain and the facts of its recent
 /// connections, each shared with every request through an `Rc`.
 struct Root {
-    policy: Option<Rc<Policy>>,
+    policy: Option<Arc<Policy>>,
     auditor: SharedAuditor,
     connections: SharedConnections,
     callers: SharedCallers,

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -246,7 +246,7 @@ pub struct Redaction {
     pub response_headers: bool,
     pub response_body: bool,
     pub masking: Masking,
-    pub patterns: Rc<[Pattern]>,
+    pub patterns: Arc<[Pattern]>,
     pub compressed_body: CompressedBody,
 }
 

@@ -10,6 +10,7 @@ mod redaction;
 mod sink;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::audit::{self, AccessEvent, PanCounts, RequestInfo, SharedAuditor};
 use crate::authz::{Authentication, Decision, PanGrant, Reason};
@@ -58,7 +59,7 @@ struct Side {
 /// Per-request state: a shared pointer to the compiled policy and what this request has shown.
 pub struct RequestFlow {
     /// `None` when the plugin has no accepted configuration: every request is refused.
-    policy: Option<Rc<Policy>>,
+    policy: Option<Arc<Policy>>,
     auditor: SharedAuditor,
     decision: Option<Decision>,
     /// Set when the filter itself stopped the request for a reason other than authorization.
@@ -85,7 +86,7 @@ pub struct RequestFlow {
 }
 
 impl RequestFlow {
-    pub fn new(policy: Option<Rc<Policy>>, auditor: SharedAuditor) -> RequestFlow {
+    pub fn new(policy: Option<Arc<Policy>>, auditor: SharedAuditor) -> RequestFlow {
         RequestFlow {
             policy,
             auditor,

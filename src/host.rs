@@ -68,6 +68,46 @@ impl Map {
     }
 }
 
+/// A fact of the stream's connection that the flow asks the proxy for. Each has Envoy's attribute
+/// name (`connection.mtls`, ...) and is given as Envoy serializes it: a flag as one byte (1 true),
+/// a number as 8 bytes little-endian, text as its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Property {
+    /// `connection.id`: unique per downstream connection within the proxy process.
+    ConnectionId,
+    /// `connection.mtls`: the downstream connection presented a verified client certificate.
+    Mtls,
+    TlsVersion,
+    PeerUriSan,
+    PeerSubject,
+    PeerCertSha256,
+    /// This proxy's own certificate's URI SAN (its workload identity).
+    LocalUriSan,
+    /// `source.address`: the downstream peer's `ip:port`.
+    SourceAddress,
+}
+
+impl Property {
+    /// Envoy's attribute path of the property.
+    pub fn path(self) -> &'static [&'static str] {
+        match self {
+            Property::ConnectionId => &["connection", "id"],
+            Property::Mtls => &["connection", "mtls"],
+            Property::TlsVersion => &["connection", "tls_version"],
+            Property::PeerUriSan => &["connection", "uri_san_peer_certificate"],
+            Property::PeerSubject => &["connection", "subject_peer_certificate"],
+            Property::PeerCertSha256 => &["connection", "sha256_peer_certificate_digest"],
+            Property::LocalUriSan => &["connection", "uri_san_local_certificate"],
+            Property::SourceAddress => &["source", "address"],
+        }
+    }
+
+    /// Envoy's attribute name (`connection.mtls`), for log lines.
+    pub fn name(self) -> String {
+        self.path().join(".")
+    }
+}
+
 /// Counters the plugin keeps in the proxy's stats. Each is one Envoy stat whose name carries its
 /// labels in Istio's tag convention (`reason=.=no_mtls;.;`), so that a `stats_tags` entry per label
 /// (Istio: `extraStatTags`) turns them into Prometheus labels, and the rest of the name is the
@@ -236,8 +276,8 @@ impl Metric {
 /// (the `Result`-returning, byte-valued ones: neither a host error nor a header value that is not
 /// UTF-8 may trap the VM); tests use a fake.
 pub trait Host {
-    /// A property such as `["connection", "mtls"]`; `Ok(None)` when the host has no value.
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
+    /// A fact of the connection; `Ok(None)` when the host has no value.
+    fn property(&self, property: Property) -> Result<Option<Vec<u8>>, HostError>;
     /// One header or trailer (pseudo-headers such as `:path` and `:status` included).
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>>;
     /// Every entry of a header or trailer map.

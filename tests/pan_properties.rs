@@ -3,7 +3,7 @@
 //! outside PANs are untouched, no PAN survives, and redaction is idempotent.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pci_mesh_guard::pan::{redact_all, Counts, Masking, Options, Pattern, Redactor};
 use proptest::prelude::*;
@@ -106,14 +106,14 @@ fn options() -> impl Strategy<Value = Options> {
         })
 }
 
-fn one_shot(t: &[u8], o: &Options, p: &Rc<[Pattern]>) -> (Vec<u8>, Counts) {
+fn one_shot(t: &[u8], o: &Options, p: &Arc<[Pattern]>) -> (Vec<u8>, Counts) {
     let mut buf = t.to_vec();
     let mut c = Counts::default();
     redact_all(&mut buf, o, p, true, &mut c);
     (buf, c)
 }
 
-fn no_patterns() -> Rc<[Pattern]> {
+fn no_patterns() -> Arc<[Pattern]> {
     Vec::new().into()
 }
 
@@ -127,7 +127,7 @@ proptest! {
         sizes in prop::collection::vec(1..40usize, 1..8),
         with_pattern in any::<bool>(),
     ) {
-        let p: Rc<[Pattern]> = if with_pattern {
+        let p: Arc<[Pattern]> = if with_pattern {
             vec![Pattern::compile("ssn", r"\b\d{3}-\d{2}-\d{4}\b").unwrap()].into()
         } else {
             no_patterns()

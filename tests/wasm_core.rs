@@ -8,7 +8,7 @@ use pci_mesh_guard::identity::{Peer, SpiffeId};
 use pci_mesh_guard::pan::{
     classify, redact_all, Brand, Counts, Masking, Options, Pattern, Redactor,
 };
-use std::rc::Rc;
+use std::sync::Arc;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const POLICY: &[u8] = br#"{
@@ -104,7 +104,7 @@ fn scanner_masks_pans_in_every_format() {
 #[wasm_bindgen_test]
 fn streaming_redactor_masks_across_every_split() {
     let input = b"pan 4111111111111111 ssn 123-45-6789 end";
-    let patterns: Rc<[Pattern]> =
+    let patterns: Arc<[Pattern]> =
         vec![Pattern::compile("ssn", r"\d{3}-\d{2}-\d{4}").unwrap()].into();
     let want = b"pan ************1111 ssn *********** end".to_vec();
     for cut in 0..=input.len() {

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pci_mesh_guard::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric};
+use pci_mesh_guard::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric, Property};
 
 pub const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
@@ -51,19 +51,16 @@ impl BenchHost {
 }
 
 impl Host for BenchHost {
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(Some(match path {
-            ["connection", "id"] => 42u64.to_le_bytes().to_vec(),
-            ["connection", "mtls"] => vec![1],
-            ["connection", "tls_version"] => b"TLSv1.3".to_vec(),
-            ["connection", "uri_san_peer_certificate"] => CHECKOUT.as_bytes().to_vec(),
-            ["connection", "uri_san_local_certificate"] => {
-                b"spiffe://cluster.local/ns/payments/sa/payments-api".to_vec()
-            }
-            ["source", "address"] => b"10.1.2.3:41234".to_vec(),
-            ["connection", "subject_peer_certificate"] => b"CN=checkout,O=shop".to_vec(),
-            ["connection", "sha256_peer_certificate_digest"] => b"ab".repeat(32),
-            _ => return Ok(None),
+    fn property(&self, property: Property) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(Some(match property {
+            Property::ConnectionId => 42u64.to_le_bytes().to_vec(),
+            Property::Mtls => vec![1],
+            Property::TlsVersion => b"TLSv1.3".to_vec(),
+            Property::PeerUriSan => CHECKOUT.as_bytes().to_vec(),
+            Property::LocalUriSan => b"spiffe://cluster.local/ns/payments/sa/payments-api".to_vec(),
+            Property::SourceAddress => b"10.1.2.3:41234".to_vec(),
+            Property::PeerSubject => b"CN=checkout,O=shop".to_vec(),
+            Property::PeerCertSha256 => b"ab".repeat(32),
         }))
     }
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>> {

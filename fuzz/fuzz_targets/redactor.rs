@@ -4,7 +4,7 @@
 //! detector sees survives.
 #![no_main]
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use pci_mesh_guard::pan::{redact_all, Counts, Masking, Options, Pattern, Redactor};
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let sizes = [1 + (*c1 as usize) % 64, 1 + (*c2 as usize) * 4];
     let text = rest;
-    let patterns: Rc<[Pattern]> = Vec::new().into();
+    let patterns: Arc<[Pattern]> = Vec::new().into();
 
     let mut want = text.to_vec();
     let mut counts = Counts::default();

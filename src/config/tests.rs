@@ -301,3 +301,10 @@ fn otlp_sink_keys_have_defaults() {
     assert_eq!(o.flush_interval, std::time::Duration::from_millis(1000));
     assert_eq!(o.timeout, std::time::Duration::from_millis(2000));
 }
+
+#[test]
+fn a_compiled_policy_can_be_shared_by_every_worker_thread() {
+    // The native build shares one compiled policy among Envoy's workers.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Policy>();
+}

@@ -1,6 +1,6 @@
 //! `on_configure`: the plugin configuration parsed, compiled and linted, and its `config` event.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::audit::{self, ConfigEvent, SharedAuditor};
 use crate::config::{Policy, Sink};
@@ -10,7 +10,7 @@ use super::{emit, LOG_PREFIX};
 
 /// Parses and compiles the plugin configuration, logging the outcome: a `config` audit event, and
 /// on rejection one error line naming the offending key. `None` means the plugin must not start.
-pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Option<Rc<Policy>> {
+pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Option<Arc<Policy>> {
     let (keyed, key_problem) = match auditor.try_borrow() {
         Ok(a) => (a.keyed(), a.key_problem.clone()),
         Err(_) => (false, Some("audit chain unavailable".to_string())),
@@ -77,7 +77,7 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
                     policy.findings.len()
                 ),
             );
-            Some(Rc::new(policy))
+            Some(Arc::new(policy))
         }
         Err(e) => {
             host.log(

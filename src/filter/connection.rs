@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use crate::host::{Host, LogLevel};
+use crate::host::{Host, LogLevel, Property};
 use crate::identity::Peer;
 
 use super::LOG_PREFIX;
@@ -90,7 +90,7 @@ pub fn facts<H: Host>(host: &H, cache: Option<&SharedConnections>) -> Rc<Connect
 
 /// `connection.id`: Envoy gives it as 8 bytes, little-endian.
 fn connection_id<H: Host>(host: &H) -> Option<u64> {
-    let bytes = host.property(&["connection", "id"]).ok().flatten()?;
+    let bytes = host.property(Property::ConnectionId).ok().flatten()?;
     Some(u64::from_le_bytes(bytes.as_slice().try_into().ok()?))
 }
 
@@ -99,33 +99,33 @@ fn connection_id<H: Host>(host: &H) -> Option<u64> {
 /// look more trusted.
 fn read<H: Host>(host: &H) -> (ConnectionFacts, bool) {
     let complete = std::cell::Cell::new(true);
-    let prop = |path: &[&str]| match host.property(path) {
+    let prop = |property: Property| match host.property(property) {
         Ok(v) => v,
         Err(e) => {
             complete.set(false);
             host.log(
                 LogLevel::Warn,
-                &format!("{LOG_PREFIX} {}: {e}", path.join(".")),
+                &format!("{LOG_PREFIX} {}: {e}", property.name()),
             );
             None
         }
     };
-    let text = |path: &[&str]| {
-        prop(path)
+    let text = |property: Property| {
+        prop(property)
             .and_then(|v| String::from_utf8(v).ok())
             .filter(|s| !s.is_empty())
     };
     let facts = ConnectionFacts {
         peer: Peer {
-            mtls: prop(&["connection", "mtls"]).is_some_and(|v| v.first() == Some(&1)),
-            tls_version: text(&["connection", "tls_version"]),
-            uri_san: text(&["connection", "uri_san_peer_certificate"]),
-            source: text(&["source", "address"]),
-            subject: text(&["connection", "subject_peer_certificate"]),
-            cert_sha256: text(&["connection", "sha256_peer_certificate_digest"]),
+            mtls: prop(Property::Mtls).is_some_and(|v| v.first() == Some(&1)),
+            tls_version: text(Property::TlsVersion),
+            uri_san: text(Property::PeerUriSan),
+            source: text(Property::SourceAddress),
+            subject: text(Property::PeerSubject),
+            cert_sha256: text(Property::PeerCertSha256),
             xfcc: None,
         },
-        workload: text(&["connection", "uri_san_local_certificate"]),
+        workload: text(Property::LocalUriSan),
     };
     (facts, complete.get())
 }

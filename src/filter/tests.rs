@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::host::{Gauge, HostError};
+use crate::host::{Gauge, HostError, Property};
 
 const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
@@ -121,15 +121,13 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        if self.failing_properties || self.failing_property == Some(path.join(".").as_str()) {
+    fn property(&self, property: Property) -> Result<Option<Vec<u8>>, HostError> {
+        let name = property.name();
+        if self.failing_properties || self.failing_property == Some(name.as_str()) {
             return Err(HostError("BadArgument".into()));
         }
-        let v = self.properties.get(&path.join(".")).cloned();
-        self.count(
-            "property",
-            path.join(".").len() + v.as_ref().map_or(0, Vec::len),
-        );
+        let v = self.properties.get(&name).cloned();
+        self.count("property", name.len() + v.as_ref().map_or(0, Vec::len));
         Ok(v)
     }
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>> {
@@ -309,7 +307,7 @@ fn auditor() -> SharedAuditor {
     crate::audit::Auditor::new("test-chain".into(), None).shared()
 }
 
-fn policy(json: &str) -> Option<Rc<Policy>> {
+fn policy(json: &str) -> Option<Arc<Policy>> {
     configure(&FakeHost::default(), json.as_bytes(), &auditor())
 }
 

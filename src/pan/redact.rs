@@ -5,7 +5,7 @@
 //! decision reads at most a bounded window around it (see `scan`) and the redactor keeps that window:
 //! `CONTEXT` bytes already released behind, and every byte not yet settled ahead.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::scan::{self, Found, Options};
 use super::{Brand, Pattern, Tokens};
@@ -193,7 +193,7 @@ pub fn redact_all_with(
 /// A streaming redactor for one body.
 pub struct Redactor {
     opts: Options,
-    patterns: Rc<[Pattern]>,
+    patterns: Arc<[Pattern]>,
     mask_patterns: bool,
     /// `buf[..cur.released]` has been handed out; of it, the last `CONTEXT` bytes at most are kept
     /// as look-behind. `buf[cur.released..]` is held. Invariant after a call:
@@ -209,7 +209,7 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    pub fn new(opts: Options, patterns: Rc<[Pattern]>, mask_patterns: bool) -> Redactor {
+    pub fn new(opts: Options, patterns: Arc<[Pattern]>, mask_patterns: bool) -> Redactor {
         let n = patterns.len();
         Redactor {
             opts,

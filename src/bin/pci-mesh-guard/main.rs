@@ -12,7 +12,7 @@
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::pan::{Counts, Masking, Options, Pattern, Redactor, ALL_BRANDS};
@@ -54,7 +54,7 @@ struct Args {
     command: String,
     files: Vec<String>,
     opts: Options,
-    patterns: Rc<[Pattern]>,
+    patterns: Arc<[Pattern]>,
     in_place: bool,
 }
 
@@ -129,7 +129,7 @@ fn run() -> Result<ExitCode, String> {
 
 fn parse(command: String, rest: &[String]) -> Result<Args, String> {
     let mut masking = Masking::default();
-    let mut patterns: Rc<[Pattern]> = Vec::new().into();
+    let mut patterns: Arc<[Pattern]> = Vec::new().into();
     let (mut json, mut in_place, mut files) = (false, false, vec![]);
     let mut it = rest.iter();
     while let Some(a) = it.next() {

@@ -16,7 +16,7 @@ const KEY: &str = "0123456789abcdef";
 
 struct Vm {
     shared: SharedAuditor,
-    policy: Option<Rc<Policy>>,
+    policy: Option<Arc<Policy>>,
 }
 
 impl Vm {

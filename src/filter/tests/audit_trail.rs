@@ -7,7 +7,7 @@ use super::*;
 /// A VM: one chain, one accepted configuration, requests from `host`.
 struct Vm {
     shared: SharedAuditor,
-    policy: Option<Rc<Policy>>,
+    policy: Option<Arc<Policy>>,
 }
 
 impl Vm {

@@ -13,7 +13,7 @@ fn on_connection(host: &mut FakeHost, id: u64) {
 /// calls it made.
 fn request(
     host: &FakeHost,
-    policy: &Option<Rc<Policy>>,
+    policy: &Option<Arc<Policy>>,
     cache: &SharedConnections,
 ) -> (Verdict, serde_json::Value, u64) {
     let before = host.calls.borrow().get("property").copied().unwrap_or(0);

@@ -12,14 +12,14 @@ fn opts() -> Options {
     }
 }
 
-fn patterns(list: &[(&str, &str)]) -> Rc<[Pattern]> {
+fn patterns(list: &[(&str, &str)]) -> std::sync::Arc<[Pattern]> {
     list.iter()
         .map(|(n, r)| Pattern::compile(n, r).unwrap())
         .collect::<Vec<_>>()
         .into()
 }
 
-fn one_shot(input: &[u8], o: Options, p: &Rc<[Pattern]>) -> (Vec<u8>, Counts) {
+fn one_shot(input: &[u8], o: Options, p: &std::sync::Arc<[Pattern]>) -> (Vec<u8>, Counts) {
     let mut buf = input.to_vec();
     let mut counts = Counts::default();
     redact_all(&mut buf, &o, p, true, &mut counts);
@@ -27,7 +27,12 @@ fn one_shot(input: &[u8], o: Options, p: &Rc<[Pattern]>) -> (Vec<u8>, Counts) {
 }
 
 /// Feeds `input` in chunks of the given sizes (cycled), checking the held bound after each push.
-fn streamed(input: &[u8], sizes: &[usize], o: Options, p: &Rc<[Pattern]>) -> (Vec<u8>, Counts) {
+fn streamed(
+    input: &[u8],
+    sizes: &[usize],
+    o: Options,
+    p: &std::sync::Arc<[Pattern]>,
+) -> (Vec<u8>, Counts) {
     let mut r = Redactor::new(o, p.clone(), true);
     let mut out = vec![];
     let mut rest = input;
