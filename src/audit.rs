@@ -170,6 +170,9 @@ pub struct Auditor {
     pub log_level: Option<LogLevel>,
     /// Set when a key from the environment cannot be used; the configuration is then refused.
     pub key_problem: Option<String>,
+    /// Where the keys come from, as a rejection names it: the wasm VM's environment
+    /// (`vm_config.environment_variables.`, the default) or the proxy process's.
+    pub key_origin: &'static str,
     /// The key of keyed PAN tokens (`TOKEN_KEY_ENV`); without it no tokens are recorded.
     pub token_key: Option<Rc<[u8]>>,
 }
@@ -202,6 +205,7 @@ impl Auditor {
             unwritten: 0,
             log_level: None,
             key_problem,
+            key_origin: "vm_config.environment_variables.",
             token_key: None,
         }
     }
@@ -218,6 +222,12 @@ impl Auditor {
             Some(k) => self.token_key = Some(k.as_bytes().into()),
             None => {}
         }
+        self
+    }
+
+    /// Names where the keys come from in a rejection (see `key_origin`).
+    pub fn with_key_origin(mut self, origin: &'static str) -> Auditor {
+        self.key_origin = origin;
         self
     }
 

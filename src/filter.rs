@@ -20,7 +20,7 @@ use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
 pub use callers::{CallerLabels, SharedCallers, CALLERS_NAMED};
-pub use configure::configure;
+pub use configure::{configure, join};
 pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
 pub use sink::{
     audit_answer, audit_dispatch_failed, audit_tick, emit, emit_access, trail_unavailable,

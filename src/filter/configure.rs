@@ -8,22 +8,13 @@ use crate::host::{Gauge, Host, LogLevel, Metric};
 
 use super::{emit, LOG_PREFIX};
 
-/// Parses and compiles the plugin configuration, logging the outcome: a `config` audit event, and
-/// on rejection one error line naming the offending key. `None` means the plugin must not start.
-pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Option<Arc<Policy>> {
-    let (keyed, key_problem) = match auditor.try_borrow() {
-        Ok(a) => (a.keyed(), a.key_problem.clone()),
-        Err(_) => (false, Some("audit chain unavailable".to_string())),
-    };
-    let result = match key_problem {
-        Some(problem) => Err(format!("vm_config.environment_variables.{problem}")),
-        None => Policy::parse(input).map_err(|e| e.to_string()),
-    };
+/// The `config` event of `input`, before the outcome is known.
+fn config_event<H: Host>(host: &H, input: &[u8], keyed: bool) -> ConfigEvent {
     let mut event = ConfigEvent {
         schema: audit::SCHEMA,
         ts: audit::rfc3339_millis(host.now()),
         event: "config",
-        accepted: result.is_ok(),
+        accepted: false,
         error: None,
         config_sha256: audit::sha256_hex(input),
         mode: None,
@@ -34,31 +25,68 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
     };
     if !keyed {
         event.warnings.push(format!(
-            "no {} in the VM environment: events are chained with plain SHA-256, which anyone can recompute",
+            "no {} in the environment: events are chained with plain SHA-256, which anyone can recompute",
             audit::chain::KEY_ENV
         ));
     }
+    event
+}
+
+/// Opens one more chain under a configuration `configure` accepted (the native build keeps a
+/// chain per worker): the chain's sink is set up and its `config` event written, as `configure`
+/// does for its own chain.
+pub fn join<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor, policy: &Policy) {
+    let keyed = auditor.try_borrow().is_ok_and(|a| a.keyed());
+    let mut event = config_event(host, input, keyed);
+    event.accepted = true;
+    announce(host, auditor, policy, event);
+}
+
+/// Writes an accepted configuration's `config` event into `auditor`'s chain (and its warnings
+/// to the proxy log), after setting up the chain's sink for it.
+fn announce<H: Host>(host: &H, auditor: &SharedAuditor, policy: &Policy, mut event: ConfigEvent) {
+    event.mode = Some(policy.mode.as_str());
+    event.rules = policy.authorizer.rules.len();
+    event.findings = policy.findings.clone();
+    if policy.audit.sink == Sink::AccessLog {
+        event.access_chain = auditor
+            .try_borrow()
+            .ok()
+            .map(|a| a.access_chain_id().to_owned());
+    }
+    if let Ok(mut a) = auditor.try_borrow_mut() {
+        a.configure_sink(policy.audit.otlp.clone());
+    }
+    emit(host, auditor, &event);
+    super::sink::report_drops(host, auditor);
+    for w in &event.warnings {
+        host.log(LogLevel::Warn, &format!("{LOG_PREFIX} {w}"));
+    }
+}
+
+/// Parses and compiles the plugin configuration, logging the outcome: a `config` audit event, and
+/// on rejection one error line naming the offending key. `None` means the plugin must not start.
+pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Option<Arc<Policy>> {
+    let (keyed, key_problem) = match auditor.try_borrow() {
+        Ok(a) => (
+            a.keyed(),
+            a.key_problem
+                .as_ref()
+                .map(|p| format!("{}{p}", a.key_origin)),
+        ),
+        Err(_) => (false, Some("audit chain unavailable".to_string())),
+    };
+    let result = match key_problem {
+        Some(problem) => Err(problem),
+        None => Policy::parse(input).map_err(|e| e.to_string()),
+    };
+    let mut event = config_event(host, input, keyed);
+    event.accepted = result.is_ok();
     match result {
         Ok(policy) => {
-            event.mode = Some(policy.mode.as_str());
-            event.rules = policy.authorizer.rules.len();
-            event.findings = policy.findings.clone();
-            if policy.audit.sink == Sink::AccessLog {
-                event.access_chain = auditor
-                    .try_borrow()
-                    .ok()
-                    .map(|a| a.access_chain_id().to_owned());
-            }
-            if let Ok(mut a) = auditor.try_borrow_mut() {
-                a.configure_sink(policy.audit.otlp.clone());
-            }
-            emit(host, auditor, &event);
+            announce(host, auditor, &policy, event);
             host.increment(Metric::Configurations(true), 1);
             host.set_gauge(Gauge::LintFindings, policy.findings.len() as u64);
-            super::sink::report_drops(host, auditor);
-            for w in &event.warnings {
-                host.log(LogLevel::Warn, &format!("{LOG_PREFIX} {w}"));
-            }
             for f in &policy.findings {
                 host.log(
                     LogLevel::Warn,
