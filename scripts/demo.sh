@@ -6,6 +6,8 @@
 #   scripts/demo.sh --keep   leave the mesh running afterwards and print how to use it
 #   scripts/demo.sh --observe   also run a real Prometheus over the server sidecar with the shipped
 #                               alert rules (scripts/observe.sh), and show the alerts the scenes trip
+#   scripts/demo.sh --native    the same scenes with the native build (an Envoy dynamic module,
+#                               scripts/build-module.sh) in the server sidecar instead of the .wasm
 # PMG_CONTAINER=docker|podman runs the sidecars in containers instead (PMG_DOCKER=1 is docker; see
 # scripts/mesh.sh and the README's "Docker and Podman").
 # PMG_DEMO_DIR: where the mesh's state and logs go (default .work/demo).
@@ -20,7 +22,8 @@ for arg in "$@"; do
   case "$arg" in
     --keep) keep=1 ;;
     --observe) observe=1 ;;
-    *) echo "usage: $0 [--keep] [--observe]" >&2; exit 2 ;;
+    --native) export PMG_NATIVE=1 ;;
+    *) echo "usage: $0 [--keep] [--observe] [--native]" >&2; exit 2 ;;
   esac
 done
 
@@ -31,11 +34,20 @@ bold=$(tput bold 2>/dev/null || true)
 plain=$(tput sgr0 2>/dev/null || true)
 say() { printf '\n%s%s%s\n' "$bold" "$*" "$plain"; }
 
-say "Building the filter (wasm32-wasip1, release)"
-rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
-cargo build --quiet --release --lib --target wasm32-wasip1
-wasm=$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm
-echo "$wasm ($(stat -c %s "$wasm") bytes)"
+if [ "${PMG_NATIVE:-0}" = 1 ]; then
+  say "Building the filter (native: an Envoy dynamic module, release)"
+  PMG_MODULE=${PMG_MODULE:-$(scripts/build-module.sh | tail -n 1)}
+  export PMG_MODULE
+  echo "$PMG_MODULE ($(stat -c %s "$PMG_MODULE") bytes)"
+else
+  say "Building the filter (wasm32-wasip1, release)"
+  rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+  cargo build --quiet --release --lib --target wasm32-wasip1
+  wasm=$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm
+  echo "$wasm ($(stat -c %s "$wasm") bytes)"
+fi
+# The filter's lines in Envoy's log: its wasm VM's, or the dynamic modules' logger's.
+filter_lines='wasm log|\[dynamic_modules\]'
 
 say "Starting the local mesh (backend, server sidecar with pci-mesh-guard, client sidecar)"
 scripts/mesh.sh down "$dir"
@@ -48,7 +60,7 @@ if [ "${PMG_ISTIO:-0}" = 1 ]; then
   echo "  (Istio-shaped: the configuration came by ECDS; the sidecar logs at warning, as Istio's do,"
   echo "   and the accepted configuration is recorded by the 'config' audit event)"
 else
-  grep -h 'wasm log' "$dir/server.log" | grep -m1 'configuration accepted' | sed 's/^/  /' || true
+  grep -hE "$filter_lines" "$dir/server.log" | grep -m1 'configuration accepted' | sed 's/^/  /' || true
 fi
 if [ $observe = 1 ]; then
   command -v prometheus >/dev/null || { echo "--observe needs Prometheus: apt-get install prometheus" >&2; exit 1; }
@@ -123,7 +135,7 @@ COMPRESS=1 call demo-11 checkout POST /v1/charges '{"card":"4111 1111 1111 1111"
 
 say "Audit events written by the filter (server sidecar log, one JSON object per line)"
 sleep 0.5
-grep -h 'wasm log' "$dir/server.log" | grep -o '{"schema".*' | grep '"event":"access"' | while read -r line; do
+grep -hE "$filter_lines" "$dir/server.log" | grep -o '{"schema".*' | grep '"event":"access"' | while read -r line; do
   python3 -c '
 import json, sys
 e = json.loads(sys.argv[1])

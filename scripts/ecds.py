@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Delivers a plugin configuration to an Istio-shaped sidecar (envoy-config/istio-shaped-sidecar.yaml)
-as istiod's ECDS does: a discovery response holding the Wasm filter, with this configuration and
+as istiod's ECDS does: a discovery response holding the filter, with this configuration and
 module, moved into the directory Envoy watches (Envoy reads a whole file or none).
 
-The audit chain and PAN token keys come from the environment (PCI_MESH_GUARD_AUDIT_KEY,
-PCI_MESH_GUARD_TOKEN_KEY), as the sidecar's own environment gives them in Istio.
+MODULE is the wasm build (a .wasm file: a Wasm filter, as a WasmPlugin becomes) or the native one
+(libpci_mesh_guard.so: a dynamic-module filter, as an EnvoyFilter inserts it). For the wasm build the
+audit chain and PAN token keys come from the environment (PCI_MESH_GUARD_AUDIT_KEY,
+PCI_MESH_GUARD_TOKEN_KEY) into the VM's, as the sidecar's own environment gives them in Istio; the
+native module reads them from Envoy's environment itself.
 
-usage: ecds.py CONFIG.json MODULE.wasm ECDS_DIR VERSION
+usage: ecds.py CONFIG.json MODULE ECDS_DIR VERSION
 """
 import json
 import os
@@ -21,30 +24,41 @@ def main():
     config_path, module, ecds_dir, version = sys.argv[1:]
     env = {k: os.environ[k] for k in ("PCI_MESH_GUARD_AUDIT_KEY", "PCI_MESH_GUARD_TOKEN_KEY")
            if k in os.environ}
+    configuration = {
+        "@type": "type.googleapis.com/google.protobuf.StringValue",
+        "value": open(config_path).read(),
+    }
+    if module.endswith(".so"):
+        # Envoy finds the module by name in $ENVOY_DYNAMIC_MODULES_SEARCH_PATH.
+        typed_config = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "pci_mesh_guard", "do_not_close": True},
+            "filter_name": "pci-mesh-guard",
+            "filter_config": configuration,
+        }
+    else:
+        typed_config = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": NAME,
+                "root_id": "pci-mesh-guard",
+                # As failStrategy FAIL_CLOSE: a failing VM refuses requests.
+                "fail_open": False,
+                "configuration": configuration,
+                "vm_config": {
+                    "vm_id": "pci-mesh-guard",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": os.path.abspath(module)}},
+                    "environment_variables": {"key_values": env},
+                },
+            },
+        }
     response = {
         "version_info": version,
         "resources": [{
             "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
             "name": NAME,
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": NAME,
-                    "root_id": "pci-mesh-guard",
-                    # As failStrategy FAIL_CLOSE: a failing VM refuses requests.
-                    "fail_open": False,
-                    "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": open(config_path).read(),
-                    },
-                    "vm_config": {
-                        "vm_id": "pci-mesh-guard",
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": {"local": {"filename": os.path.abspath(module)}},
-                        "environment_variables": {"key_values": env},
-                    },
-                },
-            },
+            "typed_config": typed_config,
         }],
     }
     ecds_dir = os.path.abspath(ecds_dir)

@@ -15,6 +15,8 @@
 #   PMG_OTEL_PORT=4318       where cluster otel-collector points (an OpenTelemetry collector, if you run one)
 # PMG_BACKEND_KEEP: body bytes the backend keeps per recorded request (default 1 MiB; the soak sets 0).
 # PMG_WASM: the filter to load (default: the release build). Envoy: scripts/envoy.sh (ENVOY_BIN or PyPI).
+# PMG_NATIVE=1: load the native build instead (PMG_MODULE, default: what scripts/build-module.sh
+# builds), as a dynamic module of Envoy 1.40, with its keys in Envoy's environment.
 # With PMG_CONTAINER=docker or podman (PMG_DOCKER=1 is docker) the two sidecars run in containers
 # through envoy-config/docker-compose.yaml instead (host networking, Linux): the stock
 # envoyproxy/envoy image, or PMG_ENVOY_IMAGE (scripts/envoy-image.sh builds one without a registry).
@@ -35,6 +37,10 @@ backend_port=${PMG_BACKEND_PORT:-18080}
 grpc_backend_port=${PMG_GRPC_BACKEND_PORT:-18081}
 otel_port=${PMG_OTEL_PORT:-4318}
 wasm=${PMG_WASM:-$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm}
+native=${PMG_NATIVE:-0}
+if [ "$native" = 1 ]; then
+  wasm=${PMG_MODULE:-$root/target/module/release/libpci_mesh_guard.so}
+fi
 container=${PMG_CONTAINER:-}
 [ "${PMG_DOCKER:-0}" = 1 ] && container=${container:-docker}
 case "$container" in
@@ -59,12 +65,24 @@ compose() {
   fi
 }
 
-# render TEMPLATE OUT KEY=VALUE...; PLUGIN_CONFIG_FILE=path fills {{PLUGIN_CONFIG}} as a JSON string.
+# render TEMPLATE OUT KEY=VALUE...; PLUGIN_CONFIG_FILE=path fills {{PLUGIN_CONFIG}} as a JSON string;
+# PMG_FILTER=snippet.yaml puts that filter (from its first list item on) where each {{PMG_FILTER}}
+# line stands, indented as that line.
 render() {
   python3 - "$@" <<'PY'
-import json, sys
+import json, os, sys
 template, out, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
 text = open(template).read()
+for pair in pairs:
+    key, value = pair.split("=", 1)
+    if key == "PMG_FILTER":
+        lines = open(value).read().splitlines()
+        body = lines[next(i for i, l in enumerate(lines) if l.startswith("- ")):]
+        placed = []
+        for line in text.splitlines():
+            indent, mark, _ = line.partition("{{PMG_FILTER}}")
+            placed += [indent + b for b in body] if mark else [line]
+        text = "\n".join(placed) + "\n"
 for pair in pairs:
     key, value = pair.split("=", 1)
     if key == "PLUGIN_CONFIG_FILE":
@@ -106,7 +124,11 @@ up() {
   dir=$1
   local config=$2
   [ -f "$config" ] || { echo "no plugin configuration at $config" >&2; exit 1; }
-  [ -f "$wasm" ] || { echo "no filter at $wasm: build it with cargo build --release --target wasm32-wasip1" >&2; exit 1; }
+  if [ "$native" = 1 ]; then
+    [ -f "$wasm" ] || { echo "no native filter at $wasm: build it with scripts/build-module.sh" >&2; exit 1; }
+  else
+    [ -f "$wasm" ] || { echo "no filter at $wasm: build it with cargo build --release --target wasm32-wasip1" >&2; exit 1; }
+  fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   [ ! -s "$dir/pids" ] || { echo "a mesh seems to run from $dir already: scripts/mesh.sh down $dir" >&2; exit 1; }
@@ -135,6 +157,7 @@ up() {
       "AUDIT_LOG=$dir/audit.log"
   else
   render "$root/envoy-config/server-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
+    "PMG_FILTER=$root/envoy-config/filter-$([ "$native" = 1 ] && echo native || echo wasm).yaml" \
     "WASM=$([ -n "$container" ] && echo "/filter/$(basename "$wasm")" || echo "$wasm")" \
     "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" "GRPC_BACKEND_PORT=$grpc_backend_port" \
     "MTLS_PORT=$mtls_port" "PLAIN_PORT=$plain_port" "TLS_ANY_PORT=$tls_any_port" "RAW_PORT=$raw_port" \
@@ -183,6 +206,14 @@ up() {
     local flags=()
     if [ "$side" = server ] && [ "${PMG_ISTIO:-0}" = 1 ]; then
       flags=(--log-level warning --component-log-level misc:error)
+    fi
+    if [ "$native" = 1 ]; then
+      # The native module is found by name in its directory, and reads its keys from Envoy's
+      # environment (in production both come from secrets).
+      export ENVOY_DYNAMIC_MODULES_SEARCH_PATH PCI_MESH_GUARD_AUDIT_KEY PCI_MESH_GUARD_TOKEN_KEY
+      ENVOY_DYNAMIC_MODULES_SEARCH_PATH=$(dirname "$wasm")
+      PCI_MESH_GUARD_AUDIT_KEY=$(cat "$dir/audit.key")
+      PCI_MESH_GUARD_TOKEN_KEY=$(cat "$dir/token.key")
     fi
     start "$side" "$envoy" -c "$dir/$side.yaml" --use-dynamic-base-id --concurrency 1 \
       --admin-address-path "$dir/$side.admin" --file-flush-interval-msec 1000 "${flags[@]}"

@@ -72,7 +72,12 @@ def main():
                 print(json.dumps({"file": path, "config": json.dumps(spec.get("pluginConfig", {}))}))
             elif doc.get("kind") == "EnvoyFilter":
                 for p in spec.get("configPatches", []):
-                    cfg = p["patch"]["value"]["typed_config"]["config"]["configuration"]["value"]
+                    typed = p["patch"]["value"]["typed_config"]
+                    if typed["@type"].endswith("DynamicModuleFilter"):
+                        # The native build: the same JSON, as the dynamic module's filter_config.
+                        cfg = typed["filter_config"]["value"]
+                    else:
+                        cfg = typed["config"]["configuration"]["value"]
                     print(json.dumps({"file": path, "config": cfg}))
     return 1 if failed else 0
 

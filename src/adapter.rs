@@ -157,18 +157,20 @@ impl Host for WasmHost {
         }
     }
 
-    fn increment_named(&self, name: &str, by: u64) {
+    fn count_denial(&self, caller: &str, reason: &str, dry_run: bool) {
+        // A counter per name, defined on first use (its labels are in its name).
+        let name = filter::denial_stat_name(caller, reason, dry_run);
         let id = NAMED.with(|named| {
             let mut named = named.try_borrow_mut().ok()?;
-            if let Some(id) = named.get(name) {
+            if let Some(id) = named.get(&name) {
                 return *id;
             }
-            let id = hostcalls::define_metric(MetricType::Counter, name).ok();
-            named.insert(name.to_owned(), id);
+            let id = hostcalls::define_metric(MetricType::Counter, &name).ok();
+            named.insert(name, id);
             id
         });
-        if let (Some(id), Ok(by)) = (id, i64::try_from(by)) {
-            let _ = hostcalls::increment_metric(id, by);
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
         }
     }
 

@@ -19,7 +19,7 @@ use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
 use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
-pub use callers::{CallerLabels, SharedCallers, CALLERS_NAMED};
+pub use callers::{stat_name as denial_stat_name, CallerLabels, SharedCallers, CALLERS_NAMED};
 pub use configure::{configure, join};
 pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
 pub use sink::{
@@ -469,7 +469,7 @@ impl RequestFlow {
                 Some(mut named) => named.label(principal).to_owned(),
                 None => callers::unbounded_label(principal).to_owned(),
             };
-            host.increment_named(&callers::stat_name(&caller, reason, !enforced), 1);
+            host.count_denial(&caller, reason, !enforced);
         }
         let now = host.now();
         let request = std::mem::take(&mut self.info);

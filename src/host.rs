@@ -306,9 +306,10 @@ pub trait Host {
     /// Aborts the stream: the last resort when neither passing nor answering is safe.
     fn reset(&self, dir: Direction);
     fn increment(&self, metric: Metric, by: u64);
-    /// Adds to a counter whose name the flow builds at run time (one per denied caller), defined
-    /// on first use. The flow bounds how many such names there are.
-    fn increment_named(&self, name: &str, by: u64);
+    /// Counts one denial of `caller` for `reason`:
+    /// `pci_mesh_guard_denied_callers_total{caller, reason, dry_run}`. The flow bounds how many
+    /// distinct callers there are (`filter::CALLERS_NAMED`).
+    fn count_denial(&self, caller: &str, reason: &str, dry_run: bool);
     fn set_gauge(&self, gauge: Gauge, value: u64);
     /// Sets this stream's filter state `wasm.<name>`, which Envoy's access log can write
     /// (`%FILTER_STATE(wasm.<name>:PLAIN)%`).
@@ -321,6 +322,10 @@ pub trait Host {
     fn log_level(&self) -> Option<LogLevel>;
     /// The host's wall clock.
     fn now(&self) -> SystemTime;
+    /// Whether the host can send HTTP requests of its own (the `otlp_http` audit sink's).
+    fn ships_by_http(&self) -> bool {
+        true
+    }
 }
 
 /// A header value as text, for values the flow only reads (method, path, ids).

@@ -1,10 +1,11 @@
-//! pci-mesh-guard: a proxy-wasm HTTP filter that enforces PCI DSS inside a service mesh.
+//! pci-mesh-guard: an Envoy HTTP filter that enforces PCI DSS inside a service mesh.
 //!
-//! The core (`config`, `identity`, `authz`, `lint`, `pan`, `audit`) knows nothing of proxy-wasm.
-//! `filter` is the request flow over the `host::Host` trait; `adapter` binds it to proxy-wasm
-//! and exists only when built for wasm with the `proxy` feature (the default).
-// One call in `adapter` is unsafe (reading the host's log level, which the SDK cannot do safely);
-// everything else is safe code.
+//! The core (`config`, `identity`, `authz`, `lint`, `pan`, `audit`) knows nothing of any host.
+//! `filter` is the request flow over the `host::Host` trait. Two adapters bind it to a host:
+//! `adapter` to proxy-wasm (built for wasm with the `proxy` feature, the default), and
+//! `dynamic_module` to Envoy's dynamic-module C ABI (built natively with `envoy-module`).
+// The adapters' FFI is unsafe (the wasm one reads the host's log level, which the SDK cannot do
+// safely; the dynamic module declares Envoy's ABI by hand); everything else is safe code.
 #![deny(unsafe_code)]
 
 pub mod audit;
@@ -21,3 +22,5 @@ pub mod pan;
 
 #[cfg(all(target_arch = "wasm32", feature = "proxy"))]
 mod adapter;
+#[cfg(all(not(target_arch = "wasm32"), feature = "envoy-module"))]
+mod dynamic_module;

@@ -81,7 +81,7 @@ fn stat(mesh: &Mesh, name: &str) -> u64 {
 #[test]
 fn every_request_is_audited_at_istios_default_log_levels() {
     for envoy in mesh::envoys() {
-        let v = &envoy.version;
+        let v = &envoy;
         let mesh = Mesh::builder(&envoy, "istio-levels")
             .config(&shipped_config())
             .envoy_args(mesh::ISTIO_LOG_FLAGS)
@@ -148,7 +148,7 @@ fn every_request_is_audited_at_istios_default_log_levels() {
 #[test]
 fn a_log_level_changed_at_run_time_loses_no_event_silently() {
     for envoy in mesh::envoys() {
-        let v = &envoy.version;
+        let v = &envoy;
         let mesh = Mesh::builder(&envoy, "istio-levels-runtime")
             .config(&shipped_config())
             .envoy_args(mesh::ISTIO_LOG_FLAGS)
@@ -156,7 +156,7 @@ fn a_log_level_changed_at_run_time_loses_no_event_silently() {
         assert_eq!(send(&mesh, 0).1, 200);
 
         // Raised to error: events follow it.
-        mesh.set_server_log_level("wasm=error");
+        mesh.set_server_log_level(&format!("{}=error", envoy.filter_logger()));
         assert_eq!(send(&mesh, 1).1, 403);
         assert_eq!(send(&mesh, 4).1, 200);
         assert_eq!(access_ids(&mesh).len(), 3, "Envoy {v}");
@@ -166,7 +166,7 @@ fn a_log_level_changed_at_run_time_loses_no_event_silently() {
         );
 
         // Off: nothing could be written, so nothing is served; the loss is counted.
-        mesh.set_server_log_level("wasm=off");
+        mesh.set_server_log_level(&format!("{}=off", envoy.filter_logger()));
         let received = mesh.received().len();
         // Requests without a body (i % 4 == 3: an allowed GET), so that the 503 races no upload.
         for i in [7, 11] {
@@ -191,7 +191,7 @@ fn a_log_level_changed_at_run_time_loses_no_event_silently() {
         );
 
         // Back at warning: the trail says what it lost before the next event, and verifies.
-        mesh.set_server_log_level("wasm=warning");
+        mesh.set_server_log_level(&format!("{}=warning", envoy.filter_logger()));
         assert_eq!(send(&mesh, 16).1, 200);
         let events = mesh.events();
         let n = events.len();

@@ -41,7 +41,7 @@ fn audit_lines(mesh: &Mesh, n: usize) -> Vec<String> {
 #[test]
 fn each_request_is_one_line_of_envoys_access_log() {
     for envoy in mesh::envoys() {
-        let v = &envoy.version;
+        let v = &envoy;
         let mesh = Mesh::builder(&envoy, "access-log-sink")
             .config(&config())
             .envoy_args(mesh::ISTIO_LOG_FLAGS)
@@ -87,7 +87,7 @@ fn each_request_is_one_line_of_envoys_access_log() {
         );
 
         // With the proxy log off, requests are still served and recorded.
-        mesh.set_server_log_level("wasm=off");
+        mesh.set_server_log_level(&format!("{}=off", envoy.filter_logger()));
         assert_eq!(send(&mesh, 2), 200, "Envoy {v}");
         let lines = audit_lines(&mesh, 10);
         assert!(lines[9].contains(r#""seq":10,"#), "Envoy {v}: {}", lines[9]);

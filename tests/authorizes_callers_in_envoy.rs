@@ -131,7 +131,7 @@ fn each_caller_is_judged_by_its_certificate_with_the_reason_audited() {
             let id = format!("authz-{i}");
             let before = mesh.received().len();
             let resp = send(&mesh, case.caller, case.path, &id);
-            let what = format!("Envoy {}: {} {}", envoy.version, case.caller, case.path);
+            let what = format!("Envoy {}: {} {}", envoy, case.caller, case.path);
             assert_eq!(resp.status, case.status, "{what}: {}", resp.text());
             if resp.status == 403 {
                 assert_eq!(
@@ -197,7 +197,7 @@ fn a_spoofed_xfcc_header_is_ignored_when_the_certificate_names_the_caller() {
                     "By=spiffe://cluster.local/ns/payments/sa/payments-api;URI=spiffe://cluster.local/ns/shop/sa/checkout",
                 ),
         );
-        assert_eq!(resp.status, 403, "Envoy {}", envoy.version);
+        assert_eq!(resp.status, 403, "Envoy {}", envoy);
         let e = mesh.access_event("spoof");
         assert_eq!(
             e["principal"],
@@ -223,7 +223,7 @@ fn dry_run_lets_everyone_through_and_audits_the_would_be_denials() {
                 "/v1/charges"
             };
             let resp = send(&mesh, caller, path, id);
-            assert_eq!(resp.status, 200, "Envoy {}: {caller}", envoy.version);
+            assert_eq!(resp.status, 200, "Envoy {}: {caller}", envoy);
             let e = mesh.access_event(id);
             assert_eq!(
                 (e["decision"].as_str(), e["enforced"].as_bool()),

@@ -71,7 +71,7 @@ fn stat(mesh: &Mesh, what: &str) -> u64 {
 #[test]
 fn a_new_configuration_applies_at_run_time_without_dropping_a_request() {
     for envoy in mesh::envoys() {
-        let v = &envoy.version;
+        let v = &envoy;
         let mesh = Mesh::builder(&envoy, "ecds-update")
             .config(FIRST)
             .istio_shaped()
@@ -161,7 +161,7 @@ fn a_new_configuration_applies_at_run_time_without_dropping_a_request() {
 #[test]
 fn a_rejected_configuration_is_nacked_and_the_previous_policy_keeps_enforcing() {
     for envoy in mesh::envoys() {
-        let v = &envoy.version;
+        let v = &envoy;
         let mesh = Mesh::builder(&envoy, "ecds-nack")
             .config(FIRST)
             .istio_shaped()
@@ -208,7 +208,7 @@ fn a_rejected_configuration_is_nacked_and_the_previous_policy_keeps_enforcing() 
 #[test]
 fn with_no_accepted_configuration_nothing_is_served() {
     for envoy in mesh::envoys() {
-        let v = &envoy.version;
+        let v = &envoy;
         let mesh = Mesh::builder(&envoy, "ecds-first-rejected")
             .config(REJECTED)
             .istio_shaped()

@@ -24,7 +24,7 @@ fn unknown_key_keeps_every_request_from_the_backend_and_the_log_names_it() {
         {
             Ok(mesh) => panic!(
                 "Envoy {} started with a bad plugin configuration:\n{}",
-                envoy.version,
+                envoy,
                 mesh.log("server")
             ),
             Err(e) => e,
@@ -34,7 +34,7 @@ fn unknown_key_keeps_every_request_from_the_backend_and_the_log_names_it() {
                 "pci-mesh-guard: configuration rejected: authorization.rules[0].principalz: unknown field `principalz`"
             ),
             "Envoy {}: the log does not name the key\n{}",
-            envoy.version,
+            envoy,
             err.log
         );
         // Nothing serves the inbound port, so no request can reach the backend through it.
@@ -43,12 +43,12 @@ fn unknown_key_keeps_every_request_from_the_backend_and_the_log_names_it() {
         assert!(
             connect.is_err(),
             "Envoy {}: inbound port {port} accepts connections",
-            envoy.version
+            envoy
         );
         assert!(
             err.received.is_empty(),
             "Envoy {}: the backend saw {:?}",
-            envoy.version,
+            envoy,
             err.received
         );
         let rejected = mesh::audit_events(&err.log)

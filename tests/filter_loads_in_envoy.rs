@@ -24,10 +24,10 @@ fn filter_loads_and_logs_its_accepted_configuration() {
                 "pci-mesh-guard: configuration accepted: mode enforce, 1 rules, 0 linter findings"
             ),
             "Envoy {}: no start-up line\n{log}",
-            envoy.version
+            envoy
         );
         let config = mesh.events().into_iter().find(|e| e["event"] == "config");
-        let config = config.unwrap_or_else(|| panic!("Envoy {}: no config event", envoy.version));
+        let config = config.unwrap_or_else(|| panic!("Envoy {}: no config event", envoy));
         assert_eq!(config["accepted"], true);
         assert_eq!(config["schema"], "pci-mesh-guard/audit/v1");
         assert_eq!(
@@ -45,9 +45,9 @@ fn allowed_identity_reaches_the_backend() {
             "checkout",
             Request::post("/v1/charges", r#"{"amount":1299}"#).header("x-request-id", "allowed-1"),
         );
-        assert_eq!(resp.status, 200, "Envoy {}: {}", envoy.version, resp.text());
+        assert_eq!(resp.status, 200, "Envoy {}: {}", envoy, resp.text());
         let received = mesh.received();
-        assert_eq!(received.len(), 1, "Envoy {}", envoy.version);
+        assert_eq!(received.len(), 1, "Envoy {}", envoy);
         assert_eq!(received[0]["path"], "/v1/charges");
         assert_eq!(received[0]["body"], r#"{"amount":1299}"#);
         let xfcc = received[0]["headers"]
@@ -83,13 +83,13 @@ fn allowed_identity_reaches_the_backend() {
 
         // The whole log, as Envoy wrote it, verifies with the CLI: every event sealed in its chain.
         let (code, stdout) = mesh::verify_audit_cli(&mesh.dir.join("server.log"));
-        assert_eq!(code, Some(0), "Envoy {}: {stdout}", envoy.version);
+        assert_eq!(code, Some(0), "Envoy {}: {stdout}", envoy);
         assert!(stdout.contains(" 0 problems"), "{stdout}");
         let report = mesh.verify_audit();
         assert!(
             report.events >= 2,
             "Envoy {}: {} events",
-            envoy.version,
+            envoy,
             report.events
         );
         // Edit one byte of the real log: the CLI names the line.
@@ -111,7 +111,7 @@ fn identity_from_another_namespace_is_denied_before_the_backend() {
             "newsletter",
             Request::post("/v1/charges", "{}").header("x-request-id", "denied-1"),
         );
-        assert_eq!(resp.status, 403, "Envoy {}", envoy.version);
+        assert_eq!(resp.status, 403, "Envoy {}", envoy);
         assert_eq!(resp.header("content-type"), Some("application/json"));
         assert_eq!(
             resp.text(),
@@ -127,7 +127,7 @@ fn identity_from_another_namespace_is_denied_before_the_backend() {
         assert!(
             mesh.received().is_empty(),
             "Envoy {}: backend saw a denied request",
-            envoy.version
+            envoy
         );
     }
 }

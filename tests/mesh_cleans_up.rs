@@ -21,7 +21,7 @@ fn mesh_processes_are_gone_after_each_run() {
             assert!(
                 !mesh::process_alive(pid),
                 "Envoy {}: {name} (pid {pid}) still running",
-                envoy.version
+                envoy
             );
         }
         assert!(

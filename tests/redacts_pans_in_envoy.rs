@@ -47,7 +47,7 @@ fn pans_in_body_headers_query_and_cookies_are_masked_before_the_backend() {
             .header("x-card-number", "378282246310005")
             .header("cookie", "sid=abc; last=6011-0009-9013-9424"),
         );
-        assert_eq!(resp.status, 200, "Envoy {}: {}", envoy.version, resp.text());
+        assert_eq!(resp.status, 200, "Envoy {}: {}", envoy, resp.text());
         let got = &mesh.received()[0];
         assert_eq!(
             got["path"],
@@ -84,7 +84,7 @@ fn pans_in_body_headers_query_and_cookies_are_masked_before_the_backend() {
             assert!(
                 tokens.contains(&serde_json::json!(token(pan))),
                 "Envoy {}: a token for each card: {tokens:?}",
-                envoy.version
+                envoy
             );
         }
     }
@@ -98,7 +98,7 @@ fn pans_in_response_bodies_are_masked_before_the_caller() {
             "checkout",
             Request::get("/fixture/card-on-file.json").header("x-request-id", "resp-pans"),
         );
-        assert_eq!(resp.status, 200, "Envoy {}", envoy.version);
+        assert_eq!(resp.status, 200, "Envoy {}", envoy);
         let body: serde_json::Value = serde_json::from_slice(&resp.body).expect("still JSON");
         assert_eq!(body["card"]["number"], "************1111");
         assert_eq!(header(&mesh.received()[0], "accept-encoding"), "identity");
@@ -126,7 +126,7 @@ fn pan_split_across_chunks_sent_300ms_apart_is_masked() {
             chunks.into_iter(),
             Duration::from_millis(300),
         );
-        assert_eq!(resp.status, 200, "Envoy {}", envoy.version);
+        assert_eq!(resp.status, 200, "Envoy {}", envoy);
         assert_eq!(
             mesh.received()[0]["body"],
             r#"{"note":"card **** **** **** 1111 thanks"}"#
@@ -143,7 +143,7 @@ fn granted_caller_moves_pans_untouched() {
             "fraud",
             Request::post("/v1/score", body).header("x-request-id", "granted"),
         );
-        assert_eq!(resp.status, 200, "Envoy {}", envoy.version);
+        assert_eq!(resp.status, 200, "Envoy {}", envoy);
         assert_eq!(mesh.received()[0]["body"], body);
         let resp = mesh.send("fraud", Request::get("/fixture/card-on-file.json"));
         assert!(resp.text().contains("4111111111111111"), "response grant");
@@ -165,7 +165,7 @@ fn gzip_response_is_blocked_or_passed_as_compressed_body_says() {
             "checkout",
             Request::get("/fixture/card-on-file.json?encoding=gzip").header("x-request-id", "gz-1"),
         );
-        assert_eq!(resp.status, 502, "Envoy {}: blocked", envoy.version);
+        assert_eq!(resp.status, 502, "Envoy {}: blocked", envoy);
         let event = mesh.access_event("gz-1");
         assert_eq!(event["reason"], "unscannable_body");
         drop(mesh);
@@ -176,7 +176,7 @@ fn gzip_response_is_blocked_or_passed_as_compressed_body_says() {
             "checkout",
             Request::get("/fixture/card-on-file.json?encoding=gzip").header("x-request-id", "gz-2"),
         );
-        assert_eq!(resp.status, 200, "Envoy {}: passed", envoy.version);
+        assert_eq!(resp.status, 200, "Envoy {}: passed", envoy);
         assert_eq!(resp.header("content-encoding"), Some("gzip"));
         assert_eq!(
             &resp.body[..2],

@@ -4,7 +4,8 @@
 //! `required` requests are refused while the queue is full; a slow collector does not slow requests;
 //! a collector answering 500 loses its batch at once, one answering 429 is retried with backoff
 //! before the batch is dropped, one slower than the timeout loses it: each loss counted and
-//! recorded, and requests served all along.
+//! recorded, and requests served all along. The wasm build's sink: the native build refuses it by
+//! name (`the_native_build_refuses_the_otlp_sink_by_name`).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod mesh;
@@ -36,7 +37,7 @@ fn stat(mesh: &Mesh, name: &str) -> u64 {
 
 #[test]
 fn delivers_valid_otlp_requests_holding_the_sealed_events() {
-    for envoy in mesh::envoys() {
+    for envoy in mesh::wasm_envoys() {
         let mesh = start(&envoy, "otlp-ok", &config(""), Some("ok"));
         for i in 0..3 {
             let r = mesh.send(
@@ -59,15 +60,9 @@ fn delivers_valid_otlp_requests_holding_the_sealed_events() {
                 >= 3)
                 .then_some(records)
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "Envoy {}: receiver got {:?}",
-                envoy.version,
-                mesh.otlp_received()
-            )
-        });
+        .unwrap_or_else(|| panic!("Envoy {}: receiver got {:?}", envoy, mesh.otlp_received()));
         for req in mesh.otlp_received() {
-            assert_eq!(req["valid"], true, "Envoy {}: {req}", envoy.version);
+            assert_eq!(req["valid"], true, "Envoy {}: {req}", envoy);
             assert_eq!(req["path"], "/v1/logs");
             assert_eq!(req["content_type"], "application/json");
         }
@@ -80,7 +75,7 @@ fn delivers_valid_otlp_requests_holding_the_sealed_events() {
         assert!(
             report.problems.is_empty(),
             "Envoy {}: {:?}",
-            envoy.version,
+            envoy,
             report.problems
         );
         assert!(
@@ -93,31 +88,21 @@ fn delivers_valid_otlp_requests_holding_the_sealed_events() {
 
 #[test]
 fn collector_down_drops_with_counters_and_audit_failure_while_requests_flow() {
-    for envoy in mesh::envoys() {
+    for envoy in mesh::wasm_envoys() {
         let mesh = start(&envoy, "otlp-down", &config(""), None);
         for i in 0..3 {
             let r = mesh.send(
                 "checkout",
                 Request::get("/v1/x").header("x-request-id", format!("d{i}")),
             );
-            assert_eq!(
-                r.status, 200,
-                "Envoy {}: requests keep flowing",
-                envoy.version
-            );
+            assert_eq!(r.status, 200, "Envoy {}: requests keep flowing", envoy);
         }
         let failure = mesh::eventually(Duration::from_secs(20), || {
             mesh.events()
                 .into_iter()
                 .find(|e| e["event"] == "audit_failure")
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "Envoy {}: no audit_failure\n{}",
-                envoy.version,
-                mesh.log("server")
-            )
-        });
+        .unwrap_or_else(|| panic!("Envoy {}: no audit_failure\n{}", envoy, mesh.log("server")));
         assert!(failure["dropped"].as_u64().unwrap() >= 1);
         assert!(
             stat(
@@ -131,7 +116,7 @@ fn collector_down_drops_with_counters_and_audit_failure_while_requests_flow() {
 
 #[test]
 fn required_sink_refuses_requests_while_the_slow_collector_holds_the_queue() {
-    for envoy in mesh::envoys() {
+    for envoy in mesh::wasm_envoys() {
         let cfg = config(r#","max_batch":2,"max_queue":4,"timeout_ms":20000,"required":true"#);
         let mesh = start(&envoy, "otlp-required", &cfg, Some("slow"));
         let mut statuses = vec![];
@@ -143,28 +128,24 @@ fn required_sink_refuses_requests_while_the_slow_collector_holds_the_queue() {
             statuses.push(r.status);
             std::thread::sleep(Duration::from_millis(150));
         }
-        assert!(
-            statuses.contains(&200),
-            "Envoy {}: {statuses:?}",
-            envoy.version
-        );
+        assert!(statuses.contains(&200), "Envoy {}: {statuses:?}", envoy);
         assert!(
             statuses.contains(&503),
             "Envoy {}: the full queue refuses: {statuses:?}",
-            envoy.version
+            envoy
         );
         let refused = mesh
             .events()
             .into_iter()
             .find(|e| e["reason"] == "audit_unavailable");
-        assert!(refused.is_some(), "Envoy {}", envoy.version);
+        assert!(refused.is_some(), "Envoy {}", envoy);
         assert!(stat(&mesh, "decision=.=deny;.;reason=.=audit_unavailable;.;dry_run=.=false;.;pci_mesh_guard_requests_total") >= 1);
     }
 }
 
 #[test]
 fn a_slow_collector_does_not_slow_requests() {
-    for envoy in mesh::envoys() {
+    for envoy in mesh::wasm_envoys() {
         let mesh = start(
             &envoy,
             "otlp-slow",
@@ -186,7 +167,7 @@ fn a_slow_collector_does_not_slow_requests() {
         assert!(
             worst < Duration::from_secs(2),
             "Envoy {}: a request took {worst:?}",
-            envoy.version
+            envoy
         );
         assert!(
             !mesh.otlp_received().is_empty(),
@@ -214,7 +195,7 @@ fn batches(mesh: &Mesh) -> Vec<Vec<String>> {
 
 /// Sends three requests, all served, then waits for an `audit_failure` event, checks that it
 /// says `delivery_failed` with `detail` in its detail.
-fn serve_then_failure(mesh: &Mesh, v: &str, detail: &str) {
+fn serve_then_failure(mesh: &Mesh, v: &mesh::Envoy, detail: &str) {
     for i in 0..3 {
         let r = mesh.send(
             "checkout",
@@ -240,8 +221,8 @@ fn serve_then_failure(mesh: &Mesh, v: &str, detail: &str) {
 
 #[test]
 fn a_collector_answering_500_loses_the_batch_at_once_and_says_so() {
-    for envoy in mesh::envoys() {
-        let v = &envoy.version;
+    for envoy in mesh::wasm_envoys() {
+        let v = &envoy;
         let mesh = start(&envoy, "otlp-500", &config(""), Some("500"));
         serve_then_failure(&mesh, v, "500");
         // Not retried: no batch reached the receiver twice.
@@ -265,8 +246,8 @@ fn a_collector_answering_500_loses_the_batch_at_once_and_says_so() {
 
 #[test]
 fn a_collector_answering_429_is_retried_with_backoff_then_the_batch_is_dropped() {
-    for envoy in mesh::envoys() {
-        let v = &envoy.version;
+    for envoy in mesh::wasm_envoys() {
+        let v = &envoy;
         let mesh = start(&envoy, "otlp-429", &config(""), Some("429"));
         serve_then_failure(&mesh, v, "429 5 times");
         // The first batch went out five times, each wait twice the one before (from 200 ms).
@@ -299,8 +280,8 @@ fn a_collector_answering_429_is_retried_with_backoff_then_the_batch_is_dropped()
 
 #[test]
 fn a_collector_slower_than_the_timeout_loses_the_batch_while_requests_flow() {
-    for envoy in mesh::envoys() {
-        let v = &envoy.version;
+    for envoy in mesh::wasm_envoys() {
+        let v = &envoy;
         let mesh = start(
             &envoy,
             "otlp-timeout",
@@ -317,5 +298,29 @@ fn a_collector_slower_than_the_timeout_loses_the_batch_while_requests_flow() {
                 "outcome=.=dropped;.;pci_mesh_guard_audit_events_total"
             ) >= 1
         );
+    }
+}
+
+#[test]
+fn the_native_build_refuses_the_otlp_sink_by_name() {
+    for envoy in mesh::envoys().into_iter().filter(|e| e.is_native()) {
+        let err = match Mesh::builder(&envoy, "otlp-native")
+            .config(&config(""))
+            .start()
+        {
+            Ok(mesh) => panic!(
+                "Envoy {envoy} started the native build with the otlp_http sink:\n{}",
+                mesh.log("server")
+            ),
+            Err(e) => e,
+        };
+        assert!(
+            err.log.contains(
+                "pci-mesh-guard: configuration rejected: audit.sink: \"otlp_http\" is not available in the native build"
+            ),
+            "Envoy {envoy}: the log does not name the key\n{}",
+            err.log
+        );
+        assert!(err.received.is_empty(), "Envoy {envoy}: {:?}", err.received);
     }
 }

@@ -92,7 +92,7 @@ fn a_256_mib_body_streams_with_bounded_envoy_memory() {
         );
         stop.store(true, Ordering::Relaxed);
         sampler.join().unwrap();
-        assert_eq!(resp.status, 200, "Envoy {}: {}", envoy.version, resp.text());
+        assert_eq!(resp.status, 200, "Envoy {}: {}", envoy, resp.text());
         let got = mesh
             .received()
             .into_iter()
@@ -102,14 +102,14 @@ fn a_256_mib_body_streams_with_bounded_envoy_memory() {
         assert_eq!(
             got["body_sha256"], want,
             "Envoy {}: every block masked",
-            envoy.version
+            envoy
         );
         let event = mesh.access_event("large");
         assert_eq!(event["pan"]["request_body"]["redacted"], blocks);
         let growth = peak.load(Ordering::Relaxed).saturating_sub(before);
         eprintln!(
             "Envoy {}: server sidecar RSS before {} KiB, peak growth {} KiB over a {} MiB body",
-            envoy.version,
+            envoy,
             before / 1024,
             growth / 1024,
             TOTAL >> 20
@@ -117,7 +117,7 @@ fn a_256_mib_body_streams_with_bounded_envoy_memory() {
         assert!(
             growth < 16 << 20,
             "Envoy {}: RSS grew by {growth} bytes",
-            envoy.version
+            envoy
         );
     }
 }

@@ -17,7 +17,7 @@ fn a_drain_during_traffic_loses_no_event_and_lets_nothing_through_unchecked() {
     let config =
         std::fs::read_to_string(mesh::root().join("envoy-config/demo-plugin-config.json")).unwrap();
     for envoy in mesh::envoys() {
-        let v = &envoy.version;
+        let v = &envoy;
         let mesh = Mesh::builder(&envoy, "drain").config(&config).up();
         let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
         for i in 0..200 {

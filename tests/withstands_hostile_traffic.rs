@@ -44,7 +44,7 @@ fn pans_in(text: &str) -> Vec<&'static str> {
 
 /// The checks that follow every hostile request.
 fn assert_sound(mesh: &Mesh, what: &str) {
-    let v = &mesh.envoy.version;
+    let v = &mesh.envoy;
     for (name, pid) in mesh.pids() {
         assert!(mesh::process_alive(pid), "Envoy {v}, {what}: {name} died");
     }
@@ -89,7 +89,7 @@ fn raw(mesh: &Mesh, wire: &[u8], then_close: bool) -> Vec<u8> {
 #[test]
 fn hostile_requests_and_responses_leave_the_mesh_sound() {
     for envoy in mesh::envoys() {
-        let v = envoy.version.clone();
+        let v = envoy.to_string();
         let mesh = Mesh::builder(&envoy, "hostile")
             .config(&demo_config_and(
                 "checkout-may-get-the-reset",
@@ -224,7 +224,7 @@ x-request-id: reset\r\nconnection: close\r\n\r\n",
 fn grpc_messages_stay_valid_protobuf_with_their_card_numbers_masked() {
     let config = demo_config_and("checkout-may-call-payments", "POST", "/pmg.test.Payments/*");
     for envoy in mesh::envoys() {
-        let ver = envoy.version.clone();
+        let ver = envoy.to_string();
         let mesh = Mesh::builder(&envoy, "grpc").config(&config).grpc().up();
         let sent = "charge 4111 1111 1111 1111 for order 42";
         let reply = mesh.grpc_call("checkout-h2", sent);

@@ -97,7 +97,7 @@ impl Host for BenchHost {
     }
     fn reset(&self, _: Direction) {}
     fn increment(&self, _: Metric, _: u64) {}
-    fn increment_named(&self, _: &str, _: u64) {}
+    fn count_denial(&self, _: &str, _: &str, _: bool) {}
     fn set_gauge(&self, _: Gauge, _: u64) {}
     fn log(&self, _: LogLevel, message: &str) {
         self.logged.set(self.logged.get() + message.len());

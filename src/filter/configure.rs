@@ -8,6 +8,10 @@ use crate::host::{Gauge, Host, LogLevel, Metric};
 
 use super::{emit, LOG_PREFIX};
 
+/// Why `otlp_http` is refused where the host cannot send requests of its own (the native build:
+/// Envoy's dynamic modules can, but only from the main thread, away from the workers' chains).
+const NO_HTTP_CALLS: &str = "audit.sink: \"otlp_http\" is not available in the native build (it sends no requests of its own); use \"log\" or \"access_log\" and ship the log, or the wasm build";
+
 /// The `config` event of `input`, before the outcome is known.
 fn config_event<H: Host>(host: &H, input: &[u8], keyed: bool) -> ConfigEvent {
     let mut event = ConfigEvent {
@@ -78,7 +82,12 @@ pub fn configure<H: Host>(host: &H, input: &[u8], auditor: &SharedAuditor) -> Op
     };
     let result = match key_problem {
         Some(problem) => Err(problem),
-        None => Policy::parse(input).map_err(|e| e.to_string()),
+        None => Policy::parse(input)
+            .map_err(|e| e.to_string())
+            .and_then(|p| match p.audit.sink {
+                Sink::OtlpHttp if !host.ships_by_http() => Err(NO_HTTP_CALLS.to_string()),
+                _ => Ok(p),
+            }),
     };
     let mut event = config_event(host, input, keyed);
     event.accepted = result.is_ok();

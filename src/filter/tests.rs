@@ -226,13 +226,13 @@ impl Host for FakeHost {
         *self.metrics.borrow_mut().entry(metric.name()).or_default() += by;
         assert!(metric.index().is_some(), "{metric:?} is defined");
     }
-    fn increment_named(&self, name: &str, by: u64) {
+    fn count_denial(&self, caller: &str, reason: &str, dry_run: bool) {
         self.count("increment", 0);
         *self
             .metrics
             .borrow_mut()
-            .entry(name.to_owned())
-            .or_default() += by;
+            .entry(denial_stat_name(caller, reason, dry_run))
+            .or_default() += 1;
     }
     fn set_gauge(&self, gauge: Gauge, value: u64) {
         self.count("set_gauge", 0);

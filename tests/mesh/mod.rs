@@ -143,16 +143,142 @@ pub fn wasm() -> PathBuf {
     .clone()
 }
 
+/// The native build (`scripts/build-module.sh`): `PMG_MODULE` if set, else built once by this
+/// harness into `target/module` (apart from `target/release`, which a default-feature build of
+/// the library would overwrite with a `.so` that has no hooks).
+pub fn native_module() -> PathBuf {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    MODULE
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("PMG_MODULE") {
+                return PathBuf::from(p);
+            }
+            let out = Command::new(root().join("scripts/build-module.sh"))
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/build-module.sh");
+            assert!(out.status.success(), "building the native module failed");
+            let path = String::from_utf8_lossy(&out.stdout);
+            PathBuf::from(path.lines().last().unwrap_or_default().trim())
+        })
+        .clone()
+}
+
+/// Which build of the filter a test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `pci_mesh_guard.wasm`, a proxy-wasm filter in Envoy's V8.
+    Wasm,
+    /// `libpci_mesh_guard.so`, an Envoy dynamic module.
+    Native,
+}
+
+impl Build {
+    /// The filter file of this build.
+    pub fn module(self) -> PathBuf {
+        match self {
+            Build::Wasm => wasm(),
+            Build::Native => native_module(),
+        }
+    }
+
+    /// The snippet of `envoy-config/` that loads this build (`{{PMG_FILTER}}`).
+    fn snippet(self) -> &'static str {
+        match self {
+            Build::Wasm => "filter-wasm.yaml",
+            Build::Native => "filter-native.yaml",
+        }
+    }
+}
+
+/// One Envoy and the build of the filter it runs.
 #[derive(Debug, Clone)]
 pub struct Envoy {
     pub version: String,
     pub bin: PathBuf,
+    pub build: Build,
 }
 
-/// The Envoys to test against: `ENVOY_BIN` alone if set, else every version in `ENVOY_VERSIONS`
-/// (or `PMG_ENVOY_VERSIONS`), installed by `scripts/envoy.sh`. A missing Envoy fails the test;
-/// `PMG_SKIP_E2E=1` skips end-to-end tests on purpose, and is refused under `CI=true`.
+impl std::fmt::Display for Envoy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let build = match self.build {
+            Build::Wasm => "wasm",
+            Build::Native => "native",
+        };
+        write!(f, "{} ({build})", self.version)
+    }
+}
+
+impl Envoy {
+    pub fn is_native(&self) -> bool {
+        self.build == Build::Native
+    }
+
+    /// The Envoy logger the filter writes to, as `--component-log-level` and `/logging` name it.
+    pub fn filter_logger(&self) -> &'static str {
+        match self.build {
+            Build::Wasm => "wasm",
+            Build::Native => "dynamic_modules",
+        }
+    }
+}
+
+/// The Envoy versions the native build is tested under: a module is built for one Envoy minor
+/// version (and the next), and this one is built for 1.40.
+pub const NATIVE_ENVOY_VERSIONS: &[&str] = &["1.40.0"];
+
+/// What every end-to-end test runs against: the wasm build under each Envoy of `ENVOY_VERSIONS`
+/// (or `PMG_ENVOY_VERSIONS`) and the native build under those of `NATIVE_ENVOY_VERSIONS`, each
+/// Envoy installed by `scripts/envoy.sh`; or `ENVOY_BIN` alone, with both builds. `PMG_BUILDS`
+/// (`wasm`, `native`) narrows the builds. A missing Envoy fails the test; `PMG_SKIP_E2E=1` skips
+/// end-to-end tests on purpose, and is refused under `CI=true`.
 pub fn envoys() -> Vec<Envoy> {
+    let builds = std::env::var("PMG_BUILDS").unwrap_or_else(|_| "wasm native".into());
+    let wanted = |b: Build| match b {
+        Build::Wasm => builds.contains("wasm"),
+        Build::Native => builds.contains("native"),
+    };
+    installed_envoys()
+        .into_iter()
+        .flat_map(|e| {
+            let native = e.version == "ENVOY_BIN" || NATIVE_ENVOY_VERSIONS.contains(&&*e.version);
+            let mut each = vec![Envoy {
+                build: Build::Wasm,
+                ..e.clone()
+            }];
+            if native {
+                each.push(Envoy {
+                    build: Build::Native,
+                    ..e
+                });
+            }
+            each
+        })
+        .filter(|e| wanted(e.build))
+        .collect()
+}
+
+/// The first of `envoys()` of each build: for the tests that run a whole scenario once per build
+/// (the demo, the soak), under the newest Envoy.
+pub fn each_build() -> Vec<Envoy> {
+    let mut seen = Vec::new();
+    envoys()
+        .into_iter()
+        .filter(|e| {
+            let first = !seen.contains(&e.build);
+            seen.push(e.build);
+            first
+        })
+        .collect()
+}
+
+/// The wasm build under every Envoy `envoys()` names: for what only the wasm build has (its
+/// delivery by OCI image, VM failure policies).
+pub fn wasm_envoys() -> Vec<Envoy> {
+    envoys().into_iter().filter(|e| !e.is_native()).collect()
+}
+
+fn installed_envoys() -> Vec<Envoy> {
     static ENVOYS: OnceLock<Vec<Envoy>> = OnceLock::new();
     ENVOYS
         .get_or_init(|| {
@@ -168,6 +294,7 @@ pub fn envoys() -> Vec<Envoy> {
                 return vec![Envoy {
                     version: "ENVOY_BIN".into(),
                     bin: bin.into(),
+                    build: Build::Wasm,
                 }];
             }
             let versions = std::env::var("PMG_ENVOY_VERSIONS")
@@ -189,6 +316,7 @@ pub fn envoys() -> Vec<Envoy> {
                     Envoy {
                         version,
                         bin: bin.into(),
+                        build: Build::Wasm,
                     }
                 })
                 .collect()
@@ -279,8 +407,14 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
 }
 
 fn render(template: &str, vars: &[(&str, String)]) -> String {
-    let mut text = fs::read_to_string(root().join("envoy-config").join(template))
-        .expect("read envoy-config template");
+    let read = |file: &str| {
+        fs::read_to_string(root().join("envoy-config").join(file))
+            .expect("read envoy-config template")
+    };
+    let mut text = read(template);
+    if let Some((_, snippet)) = vars.iter().find(|(k, _)| *k == "PMG_FILTER") {
+        text = place_filter(&text, &read(snippet));
+    }
     for (k, v) in vars {
         text = text.replace(&format!("{{{{{k}}}}}"), v);
     }
@@ -289,6 +423,32 @@ fn render(template: &str, vars: &[(&str, String)]) -> String {
         "unfilled placeholder in {template}"
     );
     text
+}
+
+/// Puts a filter snippet (`envoy-config/filter-*.yaml`, from its first list item on) where each
+/// `{{PMG_FILTER}}` line stands, indented as that line is.
+fn place_filter(text: &str, snippet: &str) -> String {
+    let body: Vec<&str> = snippet
+        .lines()
+        .skip_while(|l| !l.starts_with("- "))
+        .collect();
+    let mut out = String::with_capacity(text.len() + snippet.len());
+    for line in text.lines() {
+        match line.split_once("{{PMG_FILTER}}") {
+            Some((indent, _)) => {
+                for b in &body {
+                    out.push_str(indent);
+                    out.push_str(b);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// One mesh process: its name, the child, and its log file.
@@ -505,10 +665,14 @@ impl<'a> MeshBuilder<'a> {
             (free_port(), free_port())
         } else {
             let config_literal = serde_json::to_string(&self.config).expect("encode config");
-            let module = self.module.clone().unwrap_or_else(wasm);
+            let module = self
+                .module
+                .clone()
+                .unwrap_or_else(|| self.envoy.build.module());
             let mut server_yaml = render(
                 "server-sidecar.yaml",
                 &[
+                    ("PMG_FILTER", self.envoy.build.snippet().to_string()),
                     ("PKI", pki.display().to_string()),
                     ("WASM", module.display().to_string()),
                     ("PLUGIN_CONFIG", config_literal),
@@ -662,7 +826,7 @@ impl Mesh {
         let status = Command::new("python3")
             .arg(root().join("scripts/ecds.py"))
             .arg(&config)
-            .arg(wasm())
+            .arg(self.envoy.build.module())
             .arg(&ecds.dir)
             .arg(version.to_string())
             .env("PCI_MESH_GUARD_AUDIT_KEY", AUDIT_KEY)
@@ -749,10 +913,21 @@ impl Mesh {
         fs::write(&config, yaml).expect("write envoy config");
         let admin_file = self.dir.join(format!("{name}.admin"));
         let bin = self.envoy.bin.clone();
+        let mut cmd = Command::new(bin);
+        if self.envoy.is_native() {
+            // The native module is found by name in this directory, and reads its keys from
+            // Envoy's environment.
+            let module = native_module();
+            cmd.env(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                module.parent().unwrap_or(&module),
+            )
+            .env("PCI_MESH_GUARD_AUDIT_KEY", AUDIT_KEY)
+            .env("PCI_MESH_GUARD_TOKEN_KEY", TOKEN_KEY);
+        }
         self.spawn(
             name,
-            Command::new(bin)
-                .arg("-c")
+            cmd.arg("-c")
                 .arg(&config)
                 .arg("--use-dynamic-base-id")
                 .arg("--admin-address-path")
@@ -924,10 +1099,11 @@ impl Mesh {
     }
 }
 
-/// Audit events in an Envoy log: the JSON object that ends a `wasm log` line.
+/// Audit events in an Envoy log: the JSON object that ends a line of the filter's (`wasm log`
+/// for the wasm build, Envoy's `dynamic_modules` logger for the native one).
 pub fn audit_events(log: &str) -> Vec<Value> {
     log.lines()
-        .filter(|l| l.contains("wasm log"))
+        .filter(|l| l.contains("wasm log") || l.contains("[dynamic_modules]"))
         .filter_map(|l| l.find("{\"schema\"").map(|i| &l[i..]))
         .filter_map(|j| serde_json::from_str(j).ok())
         .collect()
@@ -996,7 +1172,13 @@ pub fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
 /// to a distinct free one, so that it runs beside other tests.
 pub fn script(name: &str, envoy: &Envoy) -> Command {
     let mut cmd = Command::new(root().join("scripts").join(name));
-    cmd.env("PMG_WASM", wasm()).env("ENVOY_BIN", &envoy.bin);
+    cmd.env("ENVOY_BIN", &envoy.bin);
+    match envoy.build {
+        Build::Wasm => cmd.env("PMG_WASM", wasm()),
+        Build::Native => cmd
+            .env("PMG_NATIVE", "1")
+            .env("PMG_MODULE", native_module()),
+    };
     let vars = [
         "PMG_OUTBOUND_PORT",
         "PMG_MTLS_PORT",

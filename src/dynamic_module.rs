@@ -1,0 +1,102 @@
+//! The Envoy dynamic-module adapter: `libpci_mesh_guard.so`, loaded by Envoy's
+//! `envoy.filters.http.dynamic_modules` filter, runs the same request flow as the wasm build, natively.
+//!
+//! Envoy makes one filter configuration (`on_http_filter_config_new`, on the main thread) and
+//! shares it with every worker; each stream then lives on one worker. The configuration holds the
+//! compiled policy, shared, and one `Worker` per Envoy worker with what the wasm build keeps per VM:
+//! the audit chains, the connection facts, the denied callers. A stream touches only its own
+//! worker's, so the request path takes no lock, and each worker's events form a chain of their own.
+//!
+//! `abi` declares the C ABI by hand; `hooks` exports what Envoy calls; `host` implements `Host`
+//! over the callbacks; `metrics` defines the stats. Every `unsafe` block of the crate is here.
+#![allow(unsafe_code)]
+
+mod abi;
+mod hooks;
+mod host;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use crate::audit::{chain, Auditor, SharedAuditor, TOKEN_KEY_ENV};
+use crate::config::Policy;
+use crate::filter::{self, CallerLabels, ConnectionCache, SharedCallers, SharedConnections};
+use crate::host::Host;
+
+use host::ModuleHost;
+use metrics::Metrics;
+
+/// Where a rejection says the keys come from.
+const KEY_ORIGIN: &str = "the process environment: ";
+
+/// What one Envoy worker keeps across its streams, as each wasm VM does.
+struct Worker {
+    auditor: SharedAuditor,
+    connections: SharedConnections,
+    callers: SharedCallers,
+}
+
+/// A new audit chain with the keys of the process environment.
+fn auditor(seed: u64) -> SharedAuditor {
+    let key = std::env::var(chain::KEY_ENV).ok();
+    Auditor::new(chain::new_chain_id(seed), key.as_deref())
+        .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
+        .with_key_origin(KEY_ORIGIN)
+        .shared()
+}
+
+/// What the filter enforces under one configuration: the compiled policy, shared, and a `Worker`
+/// per Envoy worker.
+pub struct Enforcement {
+    policy: Arc<Policy>,
+    workers: Box<[Worker]>,
+}
+
+// SAFETY: an `Enforcement` is made on Envoy's main thread and then only read, except for its
+// workers' `Rc` state: `workers[i]` is touched only by hooks of streams on worker `i`
+// (`get_worker_index`), which Envoy runs on that worker's thread alone, after it received the
+// configuration through Envoy's own (synchronizing) hand-over. It is dropped when the last
+// configuration that uses it is destroyed, after every stream that used it is gone.
+unsafe impl Send for Enforcement {}
+// SAFETY: as for `Send`: shared access never touches one worker's state from two threads.
+unsafe impl Sync for Enforcement {}
+
+impl Enforcement {
+    /// Parses and compiles the configuration on the main thread; `None` when it is rejected (the
+    /// reason is logged, naming the key, and written as a `config` event).
+    fn new(host: &ModuleHost<'_>, input: &[u8], workers: usize) -> Option<Enforcement> {
+        let seed = host
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        // The main thread's chain records the configuration once, as the wasm build's main VM does.
+        let policy = filter::configure(host, input, &auditor(seed))?;
+        let workers = (0..workers)
+            .map(|i| {
+                let w = Worker {
+                    auditor: auditor(seed.wrapping_add(i as u64 + 1)),
+                    connections: ConnectionCache::shared(),
+                    callers: CallerLabels::shared(),
+                };
+                filter::join(host, input, &w.auditor, &policy);
+                w
+            })
+            .collect();
+        Some(Enforcement { policy, workers })
+    }
+}
+
+/// One filter configuration of Envoy's (one per HTTP connection manager that lists the filter):
+/// its stats, defined in it, and the enforcement it shares with Envoy's other configurations of
+/// the same filter and JSON.
+pub struct ModuleConfig {
+    enforcement: Arc<Enforcement>,
+    metrics: Metrics,
+}
+
+// SAFETY: `enforcement` is `Sync`; `metrics` holds ids and Envoy's configuration object, which
+// Envoy lets any thread count through.
+unsafe impl Send for ModuleConfig {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for ModuleConfig {}
