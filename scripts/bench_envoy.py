@@ -14,7 +14,9 @@ pci-mesh-guard's); Envoy's RBAC with equivalent rules plus a
 JSON file access log; pci-mesh-guard with authorization only; pci-mesh-guard with everything on
 (20 rules, all four redaction places, one audit event per request). Both pci-mesh-guard variants use
 the access_log sink (the event written by a file access log, as the RBAC variant's is); pmg-all-log
-is everything on with the log sink (the event in the proxy log, at info, to a file).
+is everything on with the log sink (the event in the proxy log, at info, to a file). The native build
+(an Envoy dynamic module) runs as pmg-native-authz and pmg-native-all, the same configurations as the
+wasm variants, beside its own floor, noop-native (bench/noop-module: a dynamic module that does nothing).
 
 Shapes: GET without body (plaintext, and through the mTLS mesh), POST of a 16 KiB JSON body with a
 few card numbers, GET of a 1 MiB JSON response of order records with a card number every ~8 KiB.
@@ -35,7 +37,11 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKOUT = "spiffe://cluster.local/ns/shop/sa/checkout"
 
-VARIANTS = ["none", "noop", "copy-back", "rbac+log", "skeleton", "pmg-authz", "pmg-all", "pmg-all-log"]
+VARIANTS = ["none", "noop", "copy-back", "rbac+log", "skeleton", "pmg-authz", "pmg-all", "pmg-all-log",
+            "noop-native", "pmg-native-authz", "pmg-native-all"]
+NATIVE = ("noop-native", "pmg-native-authz", "pmg-native-all")
+# The variants that mask card numbers.
+MASKING = ("pmg-all", "pmg-all-log", "pmg-native-all")
 SHAPES = {
     # name: (path, uses the backend, unit, mTLS)
     "GET": ("/get", False, "req/s", False),
@@ -127,6 +133,19 @@ def wasm_filter(name, path, config, env=None):
     }
 
 
+def native_filter(name, module, config):
+    """A dynamic module, found by name in the sidecar's ENVOY_DYNAMIC_MODULES_SEARCH_PATH."""
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": module, "do_not_close": True},
+            "filter_name": name,
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config},
+        },
+    }
+
+
 def rbac_filters(mtls):
     """Istio's shape for the same policy: a DENY filter, then an ALLOW filter (20 policies)."""
     def path_method(paths, methods):
@@ -183,6 +202,11 @@ def hcm(variant, mtls, a):
             {"PCI_MESH_GUARD_AUDIT_KEY": "bench-audit-key-0123456789"}))
     elif variant in ("noop", "copy-back", "skeleton"):
         filters.append(wasm_filter(f"ref-{variant}", a.reference, variant))
+    elif variant == "noop-native":
+        filters.append(native_filter(variant, "pmg_noop_module", ""))
+    elif variant.startswith("pmg-native-"):
+        # The audit key comes from the sidecar's environment (Envoys.start).
+        filters.append(native_filter(variant, "pci_mesh_guard", pmg_config(variant == "pmg-native-all", mtls)))
     elif variant == "rbac+log":
         filters += rbac_filters(mtls)
     elif variant.startswith("pmg-"):
@@ -303,9 +327,12 @@ class Envoys:
             json.dump(config, f)
         admin_file = os.path.join(self.a.work, f"{name}.admin")
         log = open(os.path.join(self.a.work, f"{name}.log"), "w")
+        # The native variants' modules, by name from one directory; the native build's audit key.
+        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=os.path.join(self.a.work, "modules"),
+                   PCI_MESH_GUARD_AUDIT_KEY="bench-audit-key-0123456789")
         p = subprocess.Popen([self.a.envoy, "-c", path, "--concurrency", "1", "--use-dynamic-base-id",
                               "--admin-address-path", admin_file, "--log-level", "info"],
-                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         self.procs.append(p)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -340,7 +367,7 @@ def check(port, path, variant):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
     if path == "/orders":
         masked = PANS[0].encode() not in body
-        if masked != (variant in ("pmg-all", "pmg-all-log") or variant in COMPARED):
+        if masked != (variant in MASKING or variant in COMPARED):
             sys.exit(f"{variant}: card numbers {'passed' if not masked else 'masked'} unexpectedly")
 
 
@@ -364,6 +391,8 @@ def main():
     ap.add_argument("--envoy", required=True)
     ap.add_argument("--pmg", required=True)
     ap.add_argument("--reference", required=True)
+    ap.add_argument("--native", help="the native build, libpci_mesh_guard.so (for the native variants)")
+    ap.add_argument("--noop-module", help="bench/noop-module's libpmg_noop_module.so (noop-native)")
     ap.add_argument("--work", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=4)
@@ -379,6 +408,8 @@ def main():
     for v in chosen:
         if v not in VARIANTS:
             sys.exit(f"unknown variant {v!r}; variants: {', '.join(VARIANTS)}")
+    if any(v in NATIVE for v in chosen) and not (a.native and a.noop_module):
+        sys.exit("the native variants need --native and --noop-module")
     a.variants = chosen + list(a.compare)
     COMPARED.update(a.compare)
     shapes = [s for s in a.shapes.split(",") if s]
@@ -388,6 +419,11 @@ def main():
 
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
+    modules = os.path.join(a.work, "modules")
+    os.makedirs(modules)
+    for so in (a.native, a.noop_module):
+        if so:
+            os.symlink(os.path.abspath(so), os.path.join(modules, os.path.basename(so)))
     subprocess.run([os.path.join(ROOT, "scripts/pki.sh"), os.path.join(a.work, "pki")],
                    check=True, stdout=subprocess.DEVNULL)
     orders = json_records(1 << 20, 8 << 10, seed=1)
@@ -440,19 +476,26 @@ def main():
     if os.path.exists(audit_log):
         with open(audit_log, "rb") as f:
             events = sum(1 for line in f if line.startswith(b'{"schema":"pci-mesh-guard/audit/v1"'))
-    if events == 0 and any(v in ("pmg-all", "pmg-authz") or v in COMPARED for v in a.variants):
+    if events == 0 and any(v.startswith("pmg-") and v != "pmg-all-log" or v in COMPARED for v in a.variants):
         sys.exit("the access_log sink's events never reached audit.log")
     medians = {k: statistics.median(v) for k, v in results.items()}
     out = {"rounds": a.rounds, "duration_s": a.duration, "connections": a.connections,
            "measuring_s": round(elapsed), "shapes": {}}
     for s in shapes:
         unit = SHAPES[s][2]
-        floor = "copy-back" if s in BODY_SHAPES else "noop"
-        out["shapes"][s] = {"unit": unit, "floor": floor, "variants": {
+        def floor(v):
+            # A native filter's floor is the native no-op; a wasm filter's, the wasm no-op (copy-back
+            # where bodies pass).
+            if v in NATIVE:
+                return "noop-native"
+            return "copy-back" if s in BODY_SHAPES else "noop"
+        out["shapes"][s] = {"unit": unit, "variants": {
             v: {"median": round(medians[(s, v)], 1), "runs": [round(x, 1) for x in results[(s, v)]],
+                "floor": floor(v),
                 **{key: (round(medians[(s, v)] / medians[(s, ref)], 3) if (s, ref) in medians else None)
-                   for key, ref in (("vs_floor", floor), ("vs_noop", "noop"), ("vs_none", "none"),
-                                    ("vs_rbac_log", "rbac+log"), ("vs_skeleton", "skeleton"))}}
+                   for key, ref in (("vs_floor", floor(v)), ("vs_noop", "noop"), ("vs_none", "none"),
+                                    ("vs_rbac_log", "rbac+log"), ("vs_skeleton", "skeleton"),
+                                    ("vs_noop_native", "noop-native"))}}
             for v in a.variants}}
     with open(os.path.join(a.work, "results.json"), "w") as f:
         json.dump(out, f, indent=1)
@@ -462,16 +505,16 @@ def main():
 def table(out):
     lines = [f"{out['rounds']} rounds of {out['duration_s']} s per variant and shape, wrk -t1 "
              f"-c{out['connections']}, one Envoy worker; medians, and ratios of medians.", "",
-             "| shape | variant | median | to the floor | to no-op wasm | to no filter | to RBAC + access log "
-             "| to skeleton |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| shape | variant | median | to the floor | to no-op wasm | to no-op native | to no filter "
+             "| to RBAC + access log | to skeleton |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s, d in out["shapes"].items():
         for v, r in d["variants"].items():
             def ratio(key):
                 return "-" if r[key] is None else f"{r[key]:.2f}"
-            lines.append(f"| {s} | {v} | {r['median']:,.0f} {d['unit']} | {ratio('vs_floor')} ({d['floor']}) | "
-                         f"{ratio('vs_noop')} | {ratio('vs_none')} | {ratio('vs_rbac_log')} | "
-                         f"{ratio('vs_skeleton')} |")
+            lines.append(f"| {s} | {v} | {r['median']:,.0f} {d['unit']} | {ratio('vs_floor')} ({r['floor']}) | "
+                         f"{ratio('vs_noop')} | {ratio('vs_noop_native')} | {ratio('vs_none')} | "
+                         f"{ratio('vs_rbac_log')} | {ratio('vs_skeleton')} |")
     return "\n".join(lines)
 
 

@@ -6,13 +6,15 @@
 #
 #   scripts/envoy-image.sh RUNTIME [VERSION]    RUNTIME: podman or docker; VERSION default 1.40.0
 #
-# Prints the image's name, localhost/pci-mesh-guard/envoy:VERSION, which PMG_ENVOY_IMAGE can
+# Prints the image's name, localhost/pci-mesh-guard/envoy:VERSION-LAYOUT, which PMG_ENVOY_IMAGE can
 # name for envoy-config/docker-compose.yaml. Users who can pull keep the stock image.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runtime=${1:?usage: $0 podman|docker [VERSION]}
 version=${2:-1.40.0}
-image=localhost/pci-mesh-guard/envoy:$version
+# LAYOUT changes whenever what the image holds does, so an image built by an older script is not reused.
+layout=2
+image=localhost/pci-mesh-guard/envoy:$version-$layout
 # shellcheck source=/dev/null
 . "$root/scripts/container-env.sh"
 
@@ -26,7 +28,11 @@ rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/home/envoy"
 cp "$envoy" "$rootfs/usr/local/bin/envoy"
-for lib in $(ldd "$envoy" | grep -o '/[^ ]*\.so[^ ]*'); do
+# Envoy's libraries, and those the native build (libpci_mesh_guard.so) needs besides, as the stock
+# image has them: libgcc_s, for unwinding.
+libs=$(ldd "$envoy" | grep -o '/[^ ]*\.so[^ ]*')
+libs="$libs $(ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64|aarch64/ { print $NF; exit }')"
+for lib in $libs; do
   mkdir -p "$rootfs$(dirname "$lib")"
   cp -L "$lib" "$rootfs$lib"
 done

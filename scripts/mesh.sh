@@ -55,6 +55,9 @@ compose() {
   # shellcheck source=/dev/null
   . "$root/scripts/container-env.sh"
   local env=(PMG_UID="$(id -u)" PMG_GID="$(id -g)" MESH_DIR="$compose_dir" FILTER_DIR="$(dirname "$wasm")")
+  if [ "$native" = 1 ] && [ -s "$compose_dir/audit.key" ]; then
+    env+=(PMG_AUDIT_KEY="$(cat "$compose_dir/audit.key")" PMG_TOKEN_KEY="$(cat "$compose_dir/token.key")")
+  fi
   if [ "$container" = docker ]; then
     env "${env[@]}" docker compose -f "$root/envoy-config/docker-compose.yaml" -p pci-mesh-guard "$@"
   else

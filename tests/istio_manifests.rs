@@ -25,6 +25,7 @@ fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
     let manifests: Vec<PathBuf> = [
         "wasmplugin.yaml",
         "envoyfilter.yaml",
+        "envoyfilter-native.yaml",
         "telemetry.yaml",
         "peerauthentication.yaml",
     ]
@@ -41,7 +42,7 @@ fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(configs.len(), 2, "one plugin configuration per manifest");
+    assert_eq!(configs.len(), 3, "one plugin configuration per manifest");
     for c in configs {
         let text = c["config"].as_str().unwrap();
         let policy = Policy::parse(text.as_bytes())
@@ -52,6 +53,60 @@ fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
             c["file"],
             policy.findings
         );
+        if c["file"].as_str().unwrap().ends_with("-native.yaml") {
+            assert_ne!(
+                policy.audit.sink,
+                pci_mesh_guard::config::Sink::OtlpHttp,
+                "the native build refuses otlp_http"
+            );
+        }
+    }
+}
+
+/// The filter the native EnvoyFilter inserts, exactly as its patch gives it, loads in a real
+/// Envoy (with the module found by name) and enforces the policy the manifest carries.
+#[test]
+fn the_native_envoyfilter_patch_loads_and_enforces_in_envoy() {
+    let text =
+        std::fs::read_to_string(mesh::root().join("envoy-config/istio/envoyfilter-native.yaml"))
+            .unwrap();
+    let manifest: serde_json::Value = {
+        let out = Command::new(mesh::tools_python())
+            .args([
+                "-c",
+                "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(text.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("YAML to JSON");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let patch = &manifest["spec"]["configPatches"][0]["patch"]["value"];
+    assert_eq!(patch["name"], "pci-mesh-guard");
+    for envoy in mesh::envoys().into_iter().filter(|e| e.is_native()) {
+        let mesh = mesh::Mesh::builder(&envoy, "envoyfilter-native")
+            .filter_snippet(&format!("- {patch}"))
+            .up();
+        let charge = mesh::Request::post("/v1/charges", r#"{"card":"4111111111111111"}"#);
+        assert_eq!(mesh.send("checkout", charge).status, 200, "Envoy {envoy}");
+        let got = mesh.received();
+        assert!(
+            got.last().unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .contains("4111111111111111"),
+            "Envoy {envoy}: the manifest grants checkout's charges the card number: {got:?}"
+        );
+        let admin = mesh::Request::get("/admin/users");
+        assert_eq!(mesh.send("checkout", admin).status, 403, "Envoy {envoy}");
+        let other = mesh::Request::post("/v1/charges", "{}");
+        assert_eq!(mesh.send("newsletter", other).status, 403, "Envoy {envoy}");
     }
 }
 

@@ -183,11 +183,12 @@ impl Build {
     }
 
     /// The snippet of `envoy-config/` that loads this build (`{{PMG_FILTER}}`).
-    fn snippet(self) -> &'static str {
-        match self {
+    fn snippet(self) -> String {
+        let file = match self {
             Build::Wasm => "filter-wasm.yaml",
             Build::Native => "filter-native.yaml",
-        }
+        };
+        fs::read_to_string(root().join("envoy-config").join(file)).expect("read a filter snippet")
     }
 }
 
@@ -413,7 +414,7 @@ fn render(template: &str, vars: &[(&str, String)]) -> String {
     };
     let mut text = read(template);
     if let Some((_, snippet)) = vars.iter().find(|(k, _)| *k == "PMG_FILTER") {
-        text = place_filter(&text, &read(snippet));
+        text = place_filter(&text, snippet);
     }
     for (k, v) in vars {
         text = text.replace(&format!("{{{{{k}}}}}"), v);
@@ -487,6 +488,9 @@ pub struct MeshBuilder<'a> {
     server_edits: Vec<(String, String)>,
     /// Start the gRPC service (`scripts/grpc_echo.py`) that the server sidecar routes gRPC to.
     grpc: bool,
+    /// The filter's entry in the server sidecar's `http_filters` (YAML, a list item), instead of
+    /// the build's own `envoy-config/filter-*.yaml`.
+    snippet: Option<String>,
 }
 
 impl<'a> MeshBuilder<'a> {
@@ -502,6 +506,13 @@ impl<'a> MeshBuilder<'a> {
     /// Loads `module` in the plugin's place (its configuration is the builder's `config`).
     pub fn module(mut self, module: PathBuf) -> Self {
         self.module = Some(module);
+        self
+    }
+
+    /// Loads the filter as `snippet` says (a list item of `http_filters`, in YAML or JSON), in
+    /// place of the build's own `envoy-config/filter-*.yaml`.
+    pub fn filter_snippet(mut self, snippet: &str) -> Self {
+        self.snippet = Some(snippet.to_string());
         self
     }
 
@@ -672,7 +683,12 @@ impl<'a> MeshBuilder<'a> {
             let mut server_yaml = render(
                 "server-sidecar.yaml",
                 &[
-                    ("PMG_FILTER", self.envoy.build.snippet().to_string()),
+                    (
+                        "PMG_FILTER",
+                        self.snippet
+                            .clone()
+                            .unwrap_or_else(|| self.envoy.build.snippet()),
+                    ),
                     ("PKI", pki.display().to_string()),
                     ("WASM", module.display().to_string()),
                     ("PLUGIN_CONFIG", config_literal),
@@ -894,6 +910,7 @@ impl Mesh {
             module: None,
             server_edits: vec![],
             grpc: false,
+            snippet: None,
         }
     }
 
