@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of pci-mesh-guard, installing what it needs first:
-#   formatting and clippy (native and wasm32-wasip1), the release .wasm build,
-#   `cargo test` natively (unit tests, then the end-to-end suite under real Envoy 1.40.0 and 1.36.4),
+#   formatting and clippy (native, the native module, and wasm32-wasip1), the release .wasm build and
+#   the native module (scripts/build-module.sh),
+#   `cargo test` natively (unit tests, then the end-to-end suite against both builds: the .wasm under
+#   real Envoy 1.40.0 and 1.36.4, the native module under 1.40.0),
 #   the core's tests inside a wasm engine (wasm-bindgen-test under Node), the dependency policy
 #   and SBOM (scripts/supply-chain.sh), and a smoke run of each fuzz target (scripts/fuzz.sh).
 # ENVOY_BIN=/path/to/envoy tests against that Envoy alone instead of the pinned PyPI builds.
@@ -24,14 +26,18 @@ scripts/supply-chain.sh
 step "format and lint"
 cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --lib --features envoy-module -- -D warnings
 cargo clippy --quiet --lib --target wasm32-wasip1 -- -D warnings
 cargo clippy --quiet --tests --no-default-features --target wasm32-unknown-unknown -- -D warnings
 
-step "build the filter"
+step "build the filter: the .wasm and the native module"
 cargo build --quiet --release --lib --target wasm32-wasip1
 wasm="$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm"
 echo "$wasm: $(stat -c %s "$wasm") bytes"
 export PMG_WASM="$wasm"
+module=$(scripts/build-module.sh | tail -n 1)
+echo "$module: $(stat -c %s "$module") bytes"
+export PMG_MODULE="$module"
 
 step "native tests: unit, then end-to-end under real Envoy"
 cargo test 2>&1
