@@ -326,6 +326,12 @@ pub trait Host {
     fn ships_by_http(&self) -> bool {
         true
     }
+    /// Whether `set_body` can add bytes to a body in the trailers callback, after the body's data
+    /// callbacks let their bytes go (Envoy's native filters can; proxy-wasm cannot, so a body
+    /// whose tail is held is paused until the tail is settled).
+    fn adds_body_at_trailers(&self) -> bool {
+        false
+    }
 }
 
 /// A header value as text, for values the flow only reads (method, path, ids).

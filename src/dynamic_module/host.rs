@@ -453,4 +453,8 @@ impl Host for ModuleHost<'_> {
     fn ships_by_http(&self) -> bool {
         false
     }
+
+    fn adds_body_at_trailers(&self) -> bool {
+        true
+    }
 }

@@ -4,6 +4,9 @@
 //! bytes are handed back to the proxy with "pause" (Envoy buffers them, in order), so that if
 //! trailers come instead of more data the tail can still be appended before them. Once the proxy
 //! holds `PAUSE_LIMIT` bytes this way the data is let go, and only the tail waits, in the redactor.
+//! A host that can add body bytes when the trailers arrive (`Host::adds_body_at_trailers`: the
+//! native build) is never asked to pause: the settled bytes go on at once, and a tail still held
+//! when the trailers come is added then.
 
 use crate::host::{Direction, Host, LogLevel};
 use crate::pan::{Counts, Redactor};
@@ -118,7 +121,11 @@ impl BodyStream {
             }
             self.out.len()
         };
-        if end || self.redactor.held() == 0 || out_len >= PAUSE_LIMIT {
+        if end
+            || self.redactor.held() == 0
+            || out_len >= PAUSE_LIMIT
+            || host.adds_body_at_trailers()
+        {
             self.paused = 0;
             self.buffering = false;
             self.out.clear();
@@ -151,7 +158,7 @@ impl BodyStream {
         {
             return self.fail(host, "cannot write the body");
         }
-        if end || self.redactor.held() == 0 || n >= PAUSE_LIMIT {
+        if end || self.redactor.held() == 0 || n >= PAUSE_LIMIT || host.adds_body_at_trailers() {
             self.paused = 0;
             self.buffering = false;
             Step::Continue
@@ -175,7 +182,7 @@ impl BodyStream {
         if tail.is_empty() {
             return Step::Continue;
         }
-        if !self.buffering {
+        if !self.buffering && !host.adds_body_at_trailers() {
             // The proxy let this body go already, so the tail has nowhere to go.
             return self.fail(host, "trailers arrived while body bytes were held");
         }

@@ -41,6 +41,8 @@ struct FakeHost {
     /// the VM boundary (what the cost guards of `tests/cost.rs` count).
     calls: RefCell<std::collections::BTreeMap<&'static str, u64>>,
     bytes: Cell<u64>,
+    /// Answer `adds_body_at_trailers` as the native build's host does.
+    adds_at_trailers: bool,
 }
 
 impl FakeHost {
@@ -249,6 +251,9 @@ impl Host for FakeHost {
     fn log_level(&self) -> Option<LogLevel> {
         self.count("log_level", 0);
         self.shown()
+    }
+    fn adds_body_at_trailers(&self) -> bool {
+        self.adds_at_trailers
     }
     fn now(&self) -> SystemTime {
         self.count("now", 0);
@@ -837,6 +842,78 @@ fn switched_off_places_are_left_alone() {
         false,
     );
     assert_eq!(got, b"4111111111111111".to_vec());
+}
+
+/// Streams `chunks` (then trailers, or the end of the data) through a fresh flow on a host that
+/// can or cannot add body bytes at the trailers, and returns what passed and each body verdict.
+fn streamed_with(
+    adds_at_trailers: bool,
+    chunks: &[&[u8]],
+    trailers: bool,
+) -> (Vec<u8>, Vec<Verdict>) {
+    let mut host = FakeHost::mtls(CHECKOUT);
+    host.adds_at_trailers = adds_at_trailers;
+    host.put(Map::RequestHeaders, "content-type", "text/plain");
+    let mut flow = start(&host, OPEN, false);
+    let k = key(Direction::Request);
+    let (mut delivered, mut verdicts) = (vec![], vec![]);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let end = !trailers && i + 1 == chunks.len();
+        host.bodies
+            .borrow_mut()
+            .entry(k.clone())
+            .or_default()
+            .extend_from_slice(chunk);
+        let size = host.bodies.borrow()[&k].len();
+        let v = flow.on_request_body(&host, size, end);
+        if v == Verdict::Continue {
+            delivered.append(host.bodies.borrow_mut().get_mut(&k).unwrap());
+        }
+        verdicts.push(v);
+    }
+    if trailers {
+        assert_eq!(flow.on_request_trailers(&host), Verdict::Continue);
+        delivered.append(host.bodies.borrow_mut().entry(k).or_default());
+    }
+    assert!(host.resets.borrow().is_empty());
+    (delivered, verdicts)
+}
+
+#[test]
+fn a_host_that_adds_body_at_trailers_is_never_paused_and_gets_the_same_bytes() {
+    let body = b"order 1 paid 4111 1111 1111 1111, refund to 5555555555554444 on 2026-11-25 ok";
+    for trailers in [false, true] {
+        for size in [1, 2, 3, 5, 7, 11, 16, 64] {
+            let chunks: Vec<&[u8]> = body.chunks(size).collect();
+            let (paused, _) = streamed_with(false, &chunks, trailers);
+            let (straight, verdicts) = streamed_with(true, &chunks, trailers);
+            assert_eq!(
+                String::from_utf8_lossy(&straight),
+                String::from_utf8_lossy(&paused),
+                "chunks of {size}, trailers {trailers}"
+            );
+            assert!(
+                verdicts.iter().all(|v| *v == Verdict::Continue),
+                "chunks of {size}: {verdicts:?}"
+            );
+        }
+    }
+    let (got, _) = streamed_with(true, &[b"abc ", b"4111 1111 1111 1111"], true);
+    assert_eq!(got, b"abc **** **** **** 1111".to_vec());
+}
+
+#[test]
+fn past_the_pause_limit_a_host_that_adds_body_at_trailers_takes_the_tail_there() {
+    let mut big = vec![b'x'; PAUSE_LIMIT + 1024];
+    big.extend_from_slice(b" 4111 1111");
+    let (got, verdicts) = streamed_with(true, &[&big, b" 1111 1111"], true);
+    assert_eq!(verdicts, [Verdict::Continue, Verdict::Continue]);
+    assert!(
+        got.ends_with(b" **** **** **** 1111"),
+        "{:?}",
+        &got[got.len() - 30..]
+    );
+    assert_eq!(got.len(), big.len() + 10);
 }
 
 #[test]

@@ -18,24 +18,60 @@ const FIRST_GROUP: usize = 4;
 /// The first offset at or after `from` where a PAN could start, or the offset from which fewer
 /// than 64 bytes remain (the scanner looks at those itself). Offsets before the one returned
 /// start no PAN.
+///
+/// Each block is classified once: the offsets of a block are judged with the next block's
+/// classification behind them (carried into the next step), so the scan moves 64 bytes at a time.
+/// Only near the end, where no whole block follows, is a block judged alone, up to the offsets
+/// whose 12 bytes it holds.
 pub fn next_candidate(buf: &[u8], from: usize) -> usize {
     let mut p = from;
+    let mut carried: Option<(u64, u64)> = None;
     while let Some(block) = buf.get(p..).and_then(|rest| rest.first_chunk::<BLOCK>()) {
-        let (digits, pan_bytes) = classify(block);
-        let group_starts = runs_of::<FIRST_GROUP>(digits);
-        if group_starts == 0 {
-            // No four digits start in the block's first 61 bytes; the rest are judged next.
-            p += BLOCK - FIRST_GROUP + 1;
+        let (digits, pan_bytes) = carried.take().unwrap_or_else(|| classify(block));
+        if digits == 0 {
+            // No digit, so no group starts here.
+            p += BLOCK;
             continue;
         }
-        let starts = group_starts & runs_of::<SPAN>(pan_bytes);
+        let next = buf
+            .get(p + BLOCK..)
+            .and_then(|rest| rest.first_chunk::<BLOCK>());
+        let Some(next) = next else {
+            // No whole block follows: this one is judged alone, up to the offsets whose 12 bytes
+            // it holds, and the search goes on from the first offset it could not judge.
+            let starts = runs_of::<FIRST_GROUP>(digits) & runs_of::<SPAN>(pan_bytes);
+            if starts != 0 {
+                return p + starts.trailing_zeros() as usize;
+            }
+            p += BLOCK - SPAN + 1;
+            continue;
+        };
+        let (next_digits, next_pan_bytes) = classify(next);
+        let wide = |low: u64, high: u64| u128::from(low) | u128::from(high) << BLOCK;
+        let starts = runs_of_wide::<FIRST_GROUP>(wide(digits, next_digits))
+            & runs_of_wide::<SPAN>(wide(pan_bytes, next_pan_bytes));
+        // Offsets of this block only; the next block's are judged in the next step.
+        let starts = starts as u64;
         if starts != 0 {
             return p + starts.trailing_zeros() as usize;
         }
-        // Offsets past BLOCK - SPAN were not judged: their 12 bytes run into the next block.
-        p += BLOCK - SPAN + 1;
+        carried = Some((next_digits, next_pan_bytes));
+        p += BLOCK;
     }
     p
+}
+
+/// `runs_of` over two blocks' masks, the second above the first.
+#[inline(always)]
+fn runs_of_wide<const N: usize>(mask: u128) -> u128 {
+    let mut runs = mask;
+    let mut have = 1;
+    while have < N {
+        let step = have.min(N - have);
+        runs &= runs >> step;
+        have += step;
+    }
+    runs
 }
 
 /// Bit `i` set when bits `i..i + N` of `mask` are all set.
