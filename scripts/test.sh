@@ -26,7 +26,7 @@ scripts/supply-chain.sh
 step "format and lint"
 cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings
-cargo clippy --quiet --lib --features envoy-module -- -D warnings
+cargo clippy --quiet --lib --tests --features envoy-module -- -D warnings
 cargo clippy --quiet --lib --target wasm32-wasip1 -- -D warnings
 cargo clippy --quiet --tests --no-default-features --target wasm32-unknown-unknown -- -D warnings
 
@@ -41,6 +41,9 @@ export PMG_MODULE="$module"
 
 step "native tests: unit, then end-to-end under real Envoy"
 cargo test 2>&1
+
+step "the native module's adapter against a fake Envoy (callback budgets, bodies across chunks)"
+cargo test --lib --features envoy-module dynamic_module 2>&1
 
 step "core tests inside a wasm engine (Node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$root/.tools/bin/wasm-bindgen-test-runner" \

@@ -15,6 +15,8 @@ mod abi;
 mod hooks;
 mod host;
 mod metrics;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;

@@ -22,10 +22,7 @@ struct Stream {
 /// Writes a line to Envoy's log without a stream (a hook that failed before it had one).
 fn log_critical(message: &str) {
     let metrics = Metrics::none();
-    let host = ModuleHost {
-        filter: std::ptr::null_mut(),
-        metrics: &metrics,
-    };
+    let host = ModuleHost::new(std::ptr::null_mut(), &metrics);
     host.log(LogLevel::Critical, &format!("{LOG_PREFIX} {message}"));
 }
 
@@ -87,10 +84,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         let enforcement = match shared {
             Some(e) => e,
             None => {
-                let host = ModuleHost {
-                    filter: std::ptr::null_mut(),
-                    metrics: &metrics,
-                };
+                let host = ModuleHost::new(std::ptr::null_mut(), &metrics);
                 // SAFETY: called on the main thread during `config_new`, as the ABI requires.
                 let workers =
                     unsafe { abi::envoy_dynamic_module_callback_get_concurrency() } as usize;
@@ -200,10 +194,7 @@ fn on_stream(
         let Some(config) = (unsafe { s.config.as_ref() }) else {
             return stop;
         };
-        let host = ModuleHost {
-            filter,
-            metrics: &config.metrics,
-        };
+        let host = ModuleHost::new(filter, &config.metrics);
         f(&mut s.flow, &host)
     })
 }

@@ -1,6 +1,7 @@
 //! `Host` over the dynamic-module callbacks: one stream's filter (or, on the main thread while a
 //! configuration is made, none), converting types and nothing more.
 
+use std::cell::RefCell;
 use std::time::SystemTime;
 
 use super::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
@@ -12,6 +13,9 @@ use crate::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric, Prop
 pub struct ModuleHost<'a> {
     pub filter: FilterEnvoyPtr,
     pub metrics: &'a Metrics,
+    /// The body chunks of one direction as last listed in this hook, until the body changes: a
+    /// body hook reads the size, the bytes and writes them back, and lists them once.
+    chunks: RefCell<Option<(Direction, Vec<EnvoyBuffer>)>>,
 }
 
 fn header_type(map: Map) -> u32 {
@@ -54,10 +58,30 @@ unsafe fn envoy_bytes<'b>(ptr: *const u8, length: usize) -> &'b [u8] {
     }
 }
 
-impl ModuleHost<'_> {
+impl<'a> ModuleHost<'a> {
+    /// The calls of one hook of the stream `filter` (null: no stream, on the main thread).
+    pub fn new(filter: FilterEnvoyPtr, metrics: &'a Metrics) -> ModuleHost<'a> {
+        ModuleHost {
+            filter,
+            metrics,
+            chunks: RefCell::new(None),
+        }
+    }
+
     /// The body as the flow sees it in this hook: what Envoy holds from earlier hooks, then this
     /// hook's data (Envoy passes them on in that order). Empty chunks are left out.
     fn body_chunks(&self, dir: Direction) -> Vec<EnvoyBuffer> {
+        if let Some((d, chunks)) = &*self.chunks.borrow() {
+            if *d == dir {
+                return chunks.clone();
+            }
+        }
+        let chunks = self.list_body_chunks(dir);
+        *self.chunks.borrow_mut() = Some((dir, chunks.clone()));
+        chunks
+    }
+
+    fn list_body_chunks(&self, dir: Direction) -> Vec<EnvoyBuffer> {
         let (received, buffered) = body_types(dir);
         let mut chunks = Vec::new();
         for t in [buffered, received] {
@@ -93,6 +117,7 @@ impl ModuleHost<'_> {
     /// Replaces the whole body with `data`: Envoy's held bytes and this hook's are drained, and
     /// `data` becomes this hook's (or, outside a body hook, the held body).
     fn replace_body(&self, dir: Direction, data: &[u8]) -> Result<(), HostError> {
+        self.chunks.borrow_mut().take();
         let (received, buffered) = body_types(dir);
         // SAFETY: `filter` is the live filter of this hook; `data` outlives the calls.
         unsafe {
@@ -110,6 +135,7 @@ impl ModuleHost<'_> {
         if data.is_empty() {
             return Ok(());
         }
+        self.chunks.borrow_mut().take();
         let (received, buffered) = body_types(dir);
         // SAFETY: `filter` is the live filter of this hook; `data` outlives the calls. Appending
         // to this hook's data fails outside a body hook, where the held body takes it instead.
