@@ -1,6 +1,7 @@
 //! The request flow: what the filter does at each stage of a request, over the `Host` trait.
 //!
-//! This is the whole behaviour of the plugin; `adapter` only forwards proxy-wasm callbacks here.
+//! This is the whole behaviour of the plugin; the adapters (`adapter` for proxy-wasm,
+//! `dynamic_module` for Envoy's dynamic modules) only forward their host's callbacks here.
 
 mod body;
 mod callers;
@@ -115,7 +116,7 @@ impl RequestFlow {
         self
     }
 
-    /// Counts denials by caller under the VM-wide bound kept in `callers` (the root context's).
+    /// Counts denials by caller under the bound kept in `callers` (one per wasm VM or Envoy worker).
     pub fn with_callers(mut self, callers: SharedCallers) -> RequestFlow {
         self.callers = Some(callers);
         self

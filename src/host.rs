@@ -274,7 +274,7 @@ impl Metric {
 
 /// What the flow asks of the proxy. The wasm adapter implements it with proxy-wasm host calls
 /// (the `Result`-returning, byte-valued ones: neither a host error nor a header value that is not
-/// UTF-8 may trap the VM); tests use a fake.
+/// UTF-8 may trap the VM), the dynamic-module adapter with Envoy's C callbacks; tests use fakes.
 pub trait Host {
     /// A fact of the connection; `Ok(None)` when the host has no value.
     fn property(&self, property: Property) -> Result<Option<Vec<u8>>, HostError>;
