@@ -518,4 +518,4 @@ impl RequestFlow {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

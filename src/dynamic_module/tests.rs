@@ -454,28 +454,10 @@ extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute_bool(
 
 // Driving the hooks as Envoy does.
 
-/// The everything-on policy of `scripts/bench-envoy.sh`'s mTLS variant, 20 rules, the caller
-/// matching the last allow rule, one audit event per request through the `access_log` sink.
+/// The everything-on policy of the wasm adapter's cost test (the benchmark's: 20 rules, the caller
+/// matching the last allow rule), one audit event per request through the `access_log` sink.
 fn bench_policy() -> String {
-    let mut rules = vec![serde_json::json!(
-        {"name": "nobody-reaches-admin", "action": "deny", "paths": ["/admin", "/admin/*"]})];
-    for i in 0..18 {
-        rules.push(
-            serde_json::json!({"name": format!("team{i}-may-call-svc{i}"),
-            "principals": [format!("spiffe://cluster.local/ns/team{i}/sa/svc{i}")],
-            "paths": [format!("/v1/svc{i}"), format!("/v1/svc{i}/*")], "methods": ["GET", "POST"]}),
-        );
-    }
-    rules.push(
-        serde_json::json!({"name": "checkout-may-call", "principals": [CHECKOUT],
-        "paths": ["/get", "/post", "/orders"], "methods": ["GET", "POST"]}),
-    );
-    serde_json::json!({
-        "identity": {"trust_domains": ["cluster.local"]},
-        "authorization": {"rules": rules},
-        "audit": {"sink": "access_log"},
-    })
-    .to_string()
+    crate::filter::tests::cost::bench_policy("access_log")
 }
 
 /// A configuration of its own: Envoy's configurations with the same JSON share their workers'

@@ -1123,4 +1123,4 @@ fn events_queued_for_a_sink_the_next_configuration_removes_are_reported_lost() {
 mod access_log_sink;
 mod audit_trail;
 mod connections;
-mod cost;
+pub(crate) mod cost;

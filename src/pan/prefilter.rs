@@ -61,7 +61,8 @@ pub fn next_candidate(buf: &[u8], from: usize) -> usize {
     p
 }
 
-/// `runs_of` over two blocks' masks, the second above the first.
+/// `runs_of` over two blocks' masks, the second above the first: bit `i` set when bits
+/// `i..i + N` are all set.
 #[inline(always)]
 fn runs_of_wide<const N: usize>(mask: u128) -> u128 {
     let mut runs = mask;
@@ -77,14 +78,7 @@ fn runs_of_wide<const N: usize>(mask: u128) -> u128 {
 /// Bit `i` set when bits `i..i + N` of `mask` are all set.
 #[inline(always)]
 fn runs_of<const N: usize>(mask: u64) -> u64 {
-    let mut runs = mask;
-    let mut have = 1;
-    while have < N {
-        let step = have.min(N - have);
-        runs &= runs >> step;
-        have += step;
-    }
-    runs
+    runs_of_wide::<N>(u128::from(mask)) as u64
 }
 
 /// Bit `i` of the first mask: byte `i` is a digit; of the second: byte `i` is a digit or a byte

@@ -12,7 +12,7 @@ use super::*;
 
 /// Everything on, as `scripts/bench-envoy.sh` runs it: 20 rules, the caller matching the last
 /// allow rule, all four redaction places, one audit event per request through `sink`.
-fn bench_policy(sink: &str) -> String {
+pub(crate) fn bench_policy(sink: &str) -> String {
     let mut rules = vec![serde_json::json!(
         {"name": "nobody-reaches-admin", "action": "deny", "paths": ["/admin", "/admin/*"]})];
     for i in 0..18 {
