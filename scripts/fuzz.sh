@@ -17,7 +17,9 @@ cargo_fuzz_version=0.13.2
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >&2
 if [ "$("$root/.tools/bin/cargo-fuzz" --version 2>/dev/null | awk '{print $2}')" != "$cargo_fuzz_version" ]; then
   echo "installing cargo-fuzz $cargo_fuzz_version into .tools/ (a minute, once)" >&2
-  cargo install --quiet --locked --force --root "$root/.tools" cargo-fuzz --version "$cargo_fuzz_version" >&2
+  # Built without optimisation: the tool runs for seconds, and a release build took minutes of
+  # every fresh run.
+  cargo install --quiet --locked --force --debug --root "$root/.tools" cargo-fuzz --version "$cargo_fuzz_version" >&2
 fi
 export PATH="$root/.tools/bin:$PATH"
 targets=$(cargo +nightly fuzz list)

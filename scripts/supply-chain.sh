@@ -18,7 +18,9 @@ install() {
   have=$(cargo install --list --root "$root/.tools" 2>/dev/null | awk -v c="$crate" '$1 == c { print $2 }')
   if [ "$have" != "v$version:" ]; then
     echo "installing $crate $version into .tools/ (a few minutes, once)" >&2
-    cargo install --quiet --locked --force --root "$root/.tools" "$crate" --version "$version" >&2
+    # Built without optimisation: the tool runs for seconds, and a release build took minutes of
+    # every fresh run.
+    cargo install --quiet --locked --force --debug --root "$root/.tools" "$crate" --version "$version" >&2
   fi
 }
 install cargo-deny 0.20.2

@@ -54,5 +54,7 @@ runner="$root/.tools/bin/wasm-bindgen-test-runner"
 have=$("$runner" --version 2>/dev/null | awk '{print $2}' || true)
 if [ -n "$want" ] && [ "$have" != "$want" ]; then
   echo "installing wasm-bindgen-cli $want into .tools/ (a few minutes, once)" >&2
-  cargo install --quiet --force --root "$root/.tools" wasm-bindgen-cli --version "$want"
+  # Built without optimisation: the tool runs for seconds, and a release build took minutes of
+  # every fresh run.
+  cargo install --quiet --force --debug --root "$root/.tools" wasm-bindgen-cli --version "$want"
 fi
