@@ -134,7 +134,12 @@ say "Scene 11: checkout sends a gzip-compressed body: it cannot be scanned for c
 COMPRESS=1 call demo-11 checkout POST /v1/charges '{"card":"4111 1111 1111 1111","amount":1299}'
 
 say "Audit events written by the filter (server sidecar log, one JSON object per line)"
-sleep 0.5
+# The last scene's event may still be on its way into the log file (a loaded machine, a container's
+# log): wait for it, 10 s at most.
+for _ in $(seq 1 50); do
+  grep -q '"id":"demo-11"' "$dir/server.log" 2>/dev/null && break
+  sleep 0.2
+done
 grep -hE "$filter_lines" "$dir/server.log" | grep -o '{"schema".*' | grep '"event":"access"' | while read -r line; do
   python3 -c '
 import json, sys
