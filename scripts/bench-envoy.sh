@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The in-Envoy benchmark: pci-mesh-guard (the wasm build and the native one) against no filter, the
-# no-op and copy-back reference filters, a no-op dynamic module (bench/noop-module) and Envoy's RBAC
+# no-op, copy-back and skeleton reference filters, their native twins (bench/reference-module) and Envoy's RBAC
 # with a JSON access log, under one Envoy worker driven by wrk, variants
 # alternated over several rounds. Prints a table of medians and ratios, and writes
 # target/bench-envoy/results.json and target/bench-envoy/bench-envoy.png.
@@ -39,11 +39,11 @@ cargo build --quiet --release --target wasm32-wasip1 --manifest-path bench/refer
 
 out="$root/target/bench-envoy"
 native=$(scripts/build-module.sh | tail -n 1)
-cargo build --quiet --release --manifest-path bench/noop-module/Cargo.toml --target-dir "$root/target/noop-module"
+cargo build --quiet --release --manifest-path bench/reference-module/Cargo.toml --target-dir "$root/target/reference-module"
 python3 scripts/bench_envoy.py --envoy "$envoy" \
   --pmg "$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm" \
   --reference "$root/target/reference-filter/wasm32-wasip1/release/pmg_reference_filter.wasm" \
-  --native "$native" --noop-module "$root/target/noop-module/release/libpmg_noop_module.so" \
+  --native "$native" --reference-module "$root/target/reference-module/release/libpmg_reference_module.so" \
   --work "$out" "$@"
 "$venv/bin/python" scripts/bench_plot.py "$out/results.json" "$out/bench-envoy.png"
 echo "plot: $out/bench-envoy.png; results: $out/results.json"

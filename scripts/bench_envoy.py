@@ -16,7 +16,8 @@ JSON file access log; pci-mesh-guard with authorization only; pci-mesh-guard wit
 the access_log sink (the event written by a file access log, as the RBAC variant's is); pmg-all-log
 is everything on with the log sink (the event in the proxy log, at info, to a file). The native build
 (an Envoy dynamic module) runs as pmg-native-authz and pmg-native-all, the same configurations as the
-wasm variants, beside its own floor, noop-native (bench/noop-module: a dynamic module that does nothing).
+wasm variants, beside its own floors (bench/reference-module): noop-native, a dynamic module that does
+nothing, and skeleton-native, the native twin of the skeleton (the same calls, seal and access log).
 
 Shapes: GET without body (plaintext, and through the mTLS mesh), POST of a 16 KiB JSON body with a
 few card numbers, GET of a 1 MiB JSON response of order records with a card number every ~8 KiB.
@@ -38,8 +39,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKOUT = "spiffe://cluster.local/ns/shop/sa/checkout"
 
 VARIANTS = ["none", "noop", "copy-back", "rbac+log", "skeleton", "pmg-authz", "pmg-all", "pmg-all-log",
-            "noop-native", "pmg-native-authz", "pmg-native-all"]
-NATIVE = ("noop-native", "pmg-native-authz", "pmg-native-all")
+            "noop-native", "skeleton-native", "pmg-native-authz", "pmg-native-all"]
+NATIVE = ("noop-native", "skeleton-native", "pmg-native-authz", "pmg-native-all")
 # The variants that mask card numbers.
 MASKING = ("pmg-all", "pmg-all-log", "pmg-native-all")
 SHAPES = {
@@ -202,8 +203,8 @@ def hcm(variant, mtls, a):
             {"PCI_MESH_GUARD_AUDIT_KEY": "bench-audit-key-0123456789"}))
     elif variant in ("noop", "copy-back", "skeleton"):
         filters.append(wasm_filter(f"ref-{variant}", a.reference, variant))
-    elif variant == "noop-native":
-        filters.append(native_filter(variant, "pmg_noop_module", ""))
+    elif variant in ("noop-native", "skeleton-native"):
+        filters.append(native_filter(variant, "pmg_reference_module", variant.split("-")[0]))
     elif variant.startswith("pmg-native-"):
         # The audit key comes from the sidecar's environment (Envoys.start).
         filters.append(native_filter(variant, "pci_mesh_guard", pmg_config(variant == "pmg-native-all", mtls)))
@@ -229,7 +230,7 @@ def hcm(variant, mtls, a):
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": os.path.join(a.work, "access.log"),
             "log_format": {"json_format": ACCESS_LOG_FORMAT}}}]
-    elif variant.startswith("pmg-") or variant in a.compare or variant == "skeleton":
+    elif variant.startswith("pmg-") or variant in a.compare or variant in ("skeleton", "skeleton-native"):
         # The access_log sink's events, as envoy-config/server-sidecar.yaml writes them.
         config["access_log"] = [{"name": "envoy.access_loggers.file", "filter": {"extension_filter": {
             "name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
@@ -392,7 +393,8 @@ def main():
     ap.add_argument("--pmg", required=True)
     ap.add_argument("--reference", required=True)
     ap.add_argument("--native", help="the native build, libpci_mesh_guard.so (for the native variants)")
-    ap.add_argument("--noop-module", help="bench/noop-module's libpmg_noop_module.so (noop-native)")
+    ap.add_argument("--reference-module",
+                    help="bench/reference-module's libpmg_reference_module.so (noop-native, skeleton-native)")
     ap.add_argument("--work", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=4)
@@ -408,8 +410,8 @@ def main():
     for v in chosen:
         if v not in VARIANTS:
             sys.exit(f"unknown variant {v!r}; variants: {', '.join(VARIANTS)}")
-    if any(v in NATIVE for v in chosen) and not (a.native and a.noop_module):
-        sys.exit("the native variants need --native and --noop-module")
+    if any(v in NATIVE for v in chosen) and not (a.native and a.reference_module):
+        sys.exit("the native variants need --native and --reference-module")
     a.variants = chosen + list(a.compare)
     COMPARED.update(a.compare)
     shapes = [s for s in a.shapes.split(",") if s]
@@ -421,7 +423,7 @@ def main():
     os.makedirs(a.work)
     modules = os.path.join(a.work, "modules")
     os.makedirs(modules)
-    for so in (a.native, a.noop_module):
+    for so in (a.native, a.reference_module):
         if so:
             os.symlink(os.path.abspath(so), os.path.join(modules, os.path.basename(so)))
     subprocess.run([os.path.join(ROOT, "scripts/pki.sh"), os.path.join(a.work, "pki")],
@@ -495,7 +497,8 @@ def main():
                 **{key: (round(medians[(s, v)] / medians[(s, ref)], 3) if (s, ref) in medians else None)
                    for key, ref in (("vs_floor", floor(v)), ("vs_noop", "noop"), ("vs_none", "none"),
                                     ("vs_rbac_log", "rbac+log"), ("vs_skeleton", "skeleton"),
-                                    ("vs_noop_native", "noop-native"))}}
+                                    ("vs_noop_native", "noop-native"),
+                                    ("vs_skeleton_native", "skeleton-native"))}}
             for v in a.variants}}
     with open(os.path.join(a.work, "results.json"), "w") as f:
         json.dump(out, f, indent=1)
@@ -506,15 +509,15 @@ def table(out):
     lines = [f"{out['rounds']} rounds of {out['duration_s']} s per variant and shape, wrk -t1 "
              f"-c{out['connections']}, one Envoy worker; medians, and ratios of medians.", "",
              "| shape | variant | median | to the floor | to no-op wasm | to no-op native | to no filter "
-             "| to RBAC + access log | to skeleton |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| to RBAC + access log | to skeleton | to native skeleton |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s, d in out["shapes"].items():
         for v, r in d["variants"].items():
             def ratio(key):
                 return "-" if r[key] is None else f"{r[key]:.2f}"
             lines.append(f"| {s} | {v} | {r['median']:,.0f} {d['unit']} | {ratio('vs_floor')} ({r['floor']}) | "
                          f"{ratio('vs_noop')} | {ratio('vs_noop_native')} | {ratio('vs_none')} | "
-                         f"{ratio('vs_rbac_log')} | {ratio('vs_skeleton')} |")
+                         f"{ratio('vs_rbac_log')} | {ratio('vs_skeleton')} | {ratio('vs_skeleton_native')} |")
     return "\n".join(lines)
 
 

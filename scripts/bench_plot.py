@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLORS = {"none": "#9e9e9e", "noop": "#64b5f6", "copy-back": "#1976d2", "rbac+log": "#81c784",
           "skeleton": "#ba68c8",
           "pmg-authz": "#ffb74d", "pmg-all": "#e65100", "pmg-all-log": "#8d3a00",
-          "noop-native": "#4db6ac", "pmg-native-authz": "#26a69a", "pmg-native-all": "#00695c"}
+          "noop-native": "#4db6ac", "skeleton-native": "#9575cd", "pmg-native-authz": "#26a69a",
+          "pmg-native-all": "#00695c"}
 
 
 def main():
