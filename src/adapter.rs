@@ -16,7 +16,7 @@ use crate::config::Policy;
 use crate::filter::{
     self, CallerLabels, ConnectionCache, RequestFlow, SharedCallers, SharedConnections, Verdict,
 };
-use crate::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric, Property};
+use crate::host::{Direction, Gauge, Headers, Host, HostError, LogLevel, Map, Metric, Property};
 
 thread_local! {
     /// Ids of the counters of `Metric::ALL`, defined once per VM.
@@ -99,8 +99,8 @@ impl Host for WasmHost {
             .flatten()
     }
 
-    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)> {
-        hostcalls::get_map_bytes(map_type(map)).unwrap_or_default()
+    fn headers(&self, map: Map) -> Headers {
+        header_map(map_type(map)).unwrap_or_default()
     }
 
     fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
@@ -227,6 +227,37 @@ fn host_log_level() -> Option<u32> {
     // any value it writes is a valid u32. Status 0 is proxy-wasm's `Ok`.
     let status = unsafe { proxy_get_log_level(&mut level) };
     (status == 0).then_some(level)
+}
+
+/// A header or trailer map in the host's serialized form, kept as it is: one buffer, however many
+/// entries (the SDK's `hostcalls::get_map_bytes` makes a `String` and a `Vec` of each entry, and
+/// panics when the call fails). `None` when the call fails or the bytes are not a map.
+#[allow(unsafe_code, clashing_extern_declarations)]
+fn header_map(map: MapType) -> Option<Headers> {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(
+            map_type: MapType,
+            return_map_data: *mut *mut u8,
+            return_map_size: *mut usize,
+        ) -> u32;
+    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a size through the two pointers, which point at live
+    // locals. Status 0 is proxy-wasm's `Ok`.
+    let status = unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) };
+    if status != 0 {
+        return None;
+    }
+    if data.is_null() {
+        return Some(Headers::default());
+    }
+    // SAFETY: the host got `data` from this module's `proxy_on_memory_allocate(size)`, a boxed
+    // slice of exactly `size` bytes that it filled and handed over; the Vec takes ownership of it
+    // with that length and capacity, as the SDK does with the same call.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    Headers::from_serialized(bytes)
 }
 
 /// The root context: owns the compiled policy, the VM's audit chain and the facts of its recent

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::time::SystemTime;
 
+mod headers;
+pub use headers::Headers;
+
 /// Severity of a proxy log line, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -281,7 +284,7 @@ pub trait Host {
     /// One header or trailer (pseudo-headers such as `:path` and `:status` included).
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>>;
     /// Every entry of a header or trailer map.
-    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)>;
+    fn headers(&self, map: Map) -> Headers;
     /// Replaces every entry of `name` with one entry (or adds it).
     fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Adds one more entry of `name`, after those already there.

@@ -4,7 +4,9 @@
 use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pci_mesh_guard::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric, Property};
+use pci_mesh_guard::host::{
+    Direction, Gauge, Headers, Host, HostError, LogLevel, Map, Metric, Property,
+};
 
 pub const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
@@ -64,16 +66,13 @@ impl Host for BenchHost {
         }))
     }
     fn header(&self, map: Map, name: &str) -> Option<Vec<u8>> {
-        self.headers(map)
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        self.headers(map).get(name).map(<[u8]>::to_vec)
     }
-    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)> {
+    fn headers(&self, map: Map) -> Headers {
         match map {
-            Map::RequestHeaders => self.request.clone(),
-            Map::ResponseHeaders => self.response.clone(),
-            _ => vec![],
+            Map::RequestHeaders => self.request.iter().map(|(k, v)| (k, v)).collect(),
+            Map::ResponseHeaders => self.response.iter().map(|(k, v)| (k, v)).collect(),
+            _ => Headers::default(),
         }
     }
     fn set_header(&self, _: Map, _: &str, _: &[u8]) -> Result<(), HostError> {

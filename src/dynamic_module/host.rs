@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
 use super::metrics::Metrics;
-use crate::host::{Direction, Gauge, Host, HostError, LogLevel, Map, Metric, Property};
+use crate::host::{Direction, Gauge, Headers, Host, HostError, LogLevel, Map, Metric, Property};
 
 /// The calls of one hook. `filter` is null on the main thread (a configuration being made), where
 /// only logs and metrics can be reached.
@@ -229,9 +229,9 @@ impl Host for ModuleHost<'_> {
         }
     }
 
-    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)> {
+    fn headers(&self, map: Map) -> Headers {
         if self.filter.is_null() {
-            return Vec::new();
+            return Headers::default();
         }
         let t = header_type(map);
         // SAFETY: `filter` is the live filter of this hook; the array has room for the count
@@ -246,15 +246,17 @@ impl Host for ModuleHost<'_> {
                     raw.as_mut_ptr(),
                 )
             {
-                return Vec::new();
+                return Headers::default();
             }
-            raw.iter()
-                .map(|h| {
-                    let key = envoy_bytes(h.key_ptr, h.key_length);
-                    let value = envoy_bytes(h.value_ptr, h.value_length);
-                    (String::from_utf8_lossy(key).into_owned(), value.to_vec())
-                })
-                .collect()
+            let size = raw.iter().map(|h| h.key_length + h.value_length).sum();
+            let mut headers = Headers::with_capacity(n, size);
+            for h in &raw {
+                headers.push(
+                    envoy_bytes(h.key_ptr, h.key_length),
+                    envoy_bytes(h.value_ptr, h.value_length),
+                );
+            }
+            headers
         }
     }
 

@@ -2,7 +2,7 @@
 //! what the headers say about a body (encoding, JSON).
 
 use crate::config::Policy;
-use crate::host::{Direction, Host, LogLevel, Map};
+use crate::host::{Direction, Headers, Host, LogLevel, Map};
 use crate::pan::{self, Counts, Options, Redactor};
 
 use super::{BodyStream, Side, LOG_PREFIX};
@@ -26,7 +26,7 @@ pub(super) fn body_stream(dir: Direction, policy: &Policy, side: &Side, json: bo
 
 /// A header map as the host gave it, read once per callback: every lookup and the redaction
 /// share one host call.
-pub(super) struct HeaderMap(Vec<(String, Vec<u8>)>);
+pub(super) struct HeaderMap(Headers);
 
 impl HeaderMap {
     pub(super) fn read<H: Host>(host: &H, map: Map) -> HeaderMap {
@@ -35,10 +35,7 @@ impl HeaderMap {
 
     /// The first value of `name` (lowercase, as Envoy keeps names).
     pub(super) fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
+        self.0.get(name)
     }
 
     /// A value the flow only reads (method, path, ids), as text; empty when absent.
@@ -70,10 +67,10 @@ pub(super) fn redact_entries<H: Host>(
     let writes = opts.mask || side.mask_patterns;
     let mut entries = entries.0;
     let mut changed = Vec::new();
-    for (i, (_, value)) in entries.iter_mut().enumerate() {
+    for i in 0..entries.len() {
         let before = side.headers.found + side.headers.patterns;
         pan::redact_all_with(
-            value,
+            entries.value_mut(i),
             &opts,
             &policy.redaction.patterns,
             side.mask_patterns,
@@ -84,30 +81,29 @@ pub(super) fn redact_entries<H: Host>(
             changed.push(i);
         }
     }
-    let mut done: Vec<&str> = Vec::new();
+    let mut done: Vec<&[u8]> = Vec::new();
     for i in changed {
-        let Some((name, value)) = entries.get(i) else {
-            continue;
-        };
-        if done.contains(&name.as_str()) {
+        let name = entries.name(i);
+        if done.contains(&name) {
             continue;
         }
-        let mut same = entries.iter().filter(|(n, _)| n == name);
+        let text = String::from_utf8_lossy(name);
+        let mut same = entries.iter().filter(|(n, _)| *n == name);
         let result = match (same.next(), same.next()) {
             (Some((_, first)), Some(_)) => {
                 done.push(name);
-                host.set_header(map, name, first).and_then(|()| {
+                host.set_header(map, &text, first).and_then(|()| {
                     entries
                         .iter()
-                        .filter(|(n, _)| n == name)
+                        .filter(|(n, _)| *n == name)
                         .skip(1)
-                        .try_for_each(|(_, v)| host.add_header(map, name, v))
+                        .try_for_each(|(_, v)| host.add_header(map, &text, v))
                 })
             }
-            _ => host.set_header(map, name, value),
+            _ => host.set_header(map, &text, entries.value(i)),
         };
         if let Err(e) = result {
-            host.log(LogLevel::Error, &format!("{LOG_PREFIX} {name}: {e}"));
+            host.log(LogLevel::Error, &format!("{LOG_PREFIX} {text}: {e}"));
             let dir = match map {
                 Map::RequestHeaders | Map::RequestTrailers => Direction::Request,
                 Map::ResponseHeaders | Map::ResponseTrailers => Direction::Response,

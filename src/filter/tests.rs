@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::host::{Gauge, HostError, Property};
+use crate::host::{Gauge, Headers, HostError, Property};
 
 const CHECKOUT: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
 
@@ -141,7 +141,7 @@ impl Host for FakeHost {
         self.count("header", name.len() + v.as_ref().map_or(0, Vec::len));
         v
     }
-    fn headers(&self, map: Map) -> Vec<(String, Vec<u8>)> {
+    fn headers(&self, map: Map) -> Headers {
         let all = self
             .maps
             .borrow()
@@ -149,7 +149,7 @@ impl Host for FakeHost {
             .cloned()
             .unwrap_or_default();
         self.count("headers", all.iter().map(|(k, v)| k.len() + v.len()).sum());
-        all
+        all.into_iter().collect()
     }
     /// As Envoy does: every entry of `name` goes, one takes the place of the first.
     fn set_header(&self, map: Map, name: &str, value: &[u8]) -> Result<(), HostError> {
@@ -547,9 +547,9 @@ fn a_header_sent_more_than_once_keeps_every_value_each_masked() {
     let mut flow = start(&host, OPEN, true);
     let values = |map: Map, name: &str| -> Vec<String> {
         host.headers(map)
-            .into_iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| String::from_utf8(v).unwrap())
+            .iter()
+            .filter(|(k, _)| *k == name.as_bytes())
+            .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap())
             .collect()
     };
     assert_eq!(

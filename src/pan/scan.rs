@@ -12,7 +12,8 @@
 //! and `LOOKAHEAD` bytes past it, so a caller that keeps that much context decides exactly as a
 //! scan of the whole stream at once would.
 //!
-//! Before any of that, the prefilter passes over 64-byte blocks in which no PAN can start, non-digit
+//! Before any of that, a buffer's last bytes (a header value, a body's tail) with fewer digits than
+//! the shortest PAN are passed over whole, the prefilter passes over 64-byte blocks in which no PAN can start, non-digit
 //! bytes are skipped eight at a time, and a digit run too short to start a PAN that no separator
 //! follows is passed over by its length alone.
 
@@ -20,6 +21,8 @@ use super::{classify, prefilter, Brand, Masking};
 
 /// Most digits in a PAN.
 pub const MAX_DIGITS: usize = 19;
+/// Digits the shortest PAN has.
+pub const MIN_DIGITS: usize = 12;
 /// Most bytes a printed PAN spans: 19 digits in 6 groups (4+3+3+3+3+3) with 3-byte separators.
 pub const MAX_PAN_BYTES: usize = MAX_DIGITS + 5 * 3;
 /// Bytes the scanner reads before a group start: a UUID (36 bytes) and the byte before it.
@@ -59,6 +62,11 @@ pub fn scan(
     found: &mut impl FnMut(Found),
 ) -> usize {
     let len = buf.len();
+    // The last bytes of a value or a body: with fewer digits than the shortest PAN has, none
+    // starts here (most header values, and the tail of most bodies).
+    if at_end && !has_digits(buf.get(from..).unwrap_or_default(), MIN_DIGITS) {
+        return len;
+    }
     let mut pos = from;
     // A digit run that began in the context was settled as too long to be a PAN; skip its rest.
     if pos > 0 && byte(buf, pos - 1).is_some_and(|b| b.is_ascii_digit()) && !in_escape(buf, pos - 1)
@@ -491,6 +499,18 @@ fn in_escape(buf: &[u8], i: usize) -> bool {
 }
 
 #[inline]
+/// Whether `buf` holds at least `n` ASCII digits, counted 64 bytes at a time.
+fn has_digits(buf: &[u8], n: usize) -> bool {
+    let mut seen = 0;
+    for chunk in buf.chunks(64) {
+        seen += chunk.iter().filter(|b| b.is_ascii_digit()).count();
+        if seen >= n {
+            return true;
+        }
+    }
+    false
+}
+
 fn byte(buf: &[u8], i: usize) -> Option<u8> {
     buf.get(i).copied()
 }
