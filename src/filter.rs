@@ -245,7 +245,7 @@ impl RequestFlow {
         };
         let headers = HeaderMap::read(host, Map::ResponseHeaders);
         if self.status.is_none() {
-            self.status = headers.text(":status").parse().ok();
+            self.status = headers.number(":status");
         }
         let red = &policy.redaction;
         let body = (red.response_body && !end_of_stream)

@@ -433,13 +433,28 @@ impl Host for ModuleHost<'_> {
         if self.filter.is_null() {
             return Err(failed("filter state outside a stream"));
         }
-        // The same key as the wasm build's (`wasm.<name>`), so one access log serves both.
-        let key = format!("wasm.{name}");
+        // The same key as the wasm build's (`wasm.<name>`), so one access log serves both; written
+        // on the stack (it is set on every request).
+        const PREFIX: &[u8] = b"wasm.";
+        let mut stack = [0u8; 64];
+        let heap;
+        let key: &[u8] = match stack.get_mut(..PREFIX.len() + name.len()) {
+            Some(key) => {
+                let (prefix, rest) = key.split_at_mut(PREFIX.len());
+                prefix.copy_from_slice(PREFIX);
+                rest.copy_from_slice(name.as_bytes());
+                key
+            }
+            None => {
+                heap = [PREFIX, name.as_bytes()].concat();
+                &heap
+            }
+        };
         // SAFETY: `filter` is the live filter of this hook; Envoy copies both buffers.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
                 self.filter,
-                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(key),
                 ModuleBuffer::of(value),
             )
         };

@@ -38,6 +38,11 @@ impl HeaderMap {
         self.0.get(name)
     }
 
+    /// A value as a number (`:status`); `None` when absent or not one.
+    pub(super) fn number(&self, name: &str) -> Option<u32> {
+        std::str::from_utf8(self.get(name)?).ok()?.parse().ok()
+    }
+
     /// A value the flow only reads (method, path, ids), as text; empty when absent.
     pub(super) fn text(&self, name: &str) -> String {
         self.get(name)
@@ -128,7 +133,8 @@ pub(super) fn audit_safe(policy: &Policy, path: &str) -> String {
         true,
         &mut Counts::default(),
     );
-    String::from_utf8_lossy(&bytes).into_owned()
+    // Masking writes ASCII over whole characters' bytes, so the text stays UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The body is content-encoded (gzip, br, ...) and cannot be scanned as it is.
@@ -145,8 +151,7 @@ pub(super) fn is_encoded(headers: &HeaderMap) -> bool {
 }
 
 pub(super) fn is_json(headers: &HeaderMap) -> bool {
-    headers.get("content-type").is_some_and(|v| {
-        let v = String::from_utf8_lossy(v).to_ascii_lowercase();
-        v.contains("json")
-    })
+    headers
+        .get("content-type")
+        .is_some_and(|v| v.windows(4).any(|w| w.eq_ignore_ascii_case(b"json")))
 }
