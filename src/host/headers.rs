@@ -133,9 +133,8 @@ impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
-    fn serialize(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    pub(super) fn serialize(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
         let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
         for (n, v) in pairs {
             out.extend((n.len() as u32).to_le_bytes());
@@ -196,6 +195,14 @@ mod tests {
             Some(Headers::default())
         );
     }
+}
+
+// Property tests need proptest, a native-only dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::tests::serialize;
+    use super::*;
+    use proptest::prelude::*;
 
     proptest! {
         #[test]
