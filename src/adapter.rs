@@ -253,9 +253,9 @@ fn header_map(map: MapType) -> Option<Headers> {
     if data.is_null() {
         return Some(Headers::default());
     }
-    // SAFETY: the host got `data` from this module's `proxy_on_memory_allocate(size)`, a boxed
-    // slice of exactly `size` bytes that it filled and handed over; the Vec takes ownership of it
-    // with that length and capacity, as the SDK does with the same call.
+    // The host got `data` from this module's `proxy_on_memory_allocate(size)`: a boxed slice of
+    // exactly `size` bytes, filled and handed over.
+    // SAFETY: the Vec owns that allocation with its length and capacity, as the SDK does too.
     let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
     Headers::from_serialized(bytes)
 }

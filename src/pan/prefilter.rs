@@ -26,8 +26,8 @@ const FIRST_GROUP: usize = 4;
 pub fn next_candidate(buf: &[u8], from: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
         #[allow(unsafe_code)]
+        // SAFETY: the CPU has AVX2, checked just above.
         return unsafe { next_candidate_avx2(buf, from) };
     }
     search(buf, from, classify)
