@@ -25,7 +25,7 @@ if "$runtime" "${CONTAINER_ARGS[@]}" image exists "$image" 2>/dev/null \
 fi
 envoy=$("$root/scripts/envoy.sh" "$version")
 rootfs=$(mktemp -d)
-trap 'rm -rf "$rootfs"' EXIT
+trap 'rm -rf "$rootfs" "$rootfs.tar"' EXIT
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/home/envoy"
 cp "$envoy" "$rootfs/usr/local/bin/envoy"
 # Envoy's libraries, and those the native build (libpci_mesh_guard.so) needs besides, as the stock
@@ -40,7 +40,17 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nenvoy:x:101:101:envoy:/home/envoy:/
 printf 'root:x:0:\nenvoy:x:101:\n' >"$rootfs/etc/group"
 chmod 1777 "$rootfs/tmp"
 tar -C "$rootfs" -cf "$rootfs.tar" .
-"$runtime" "${CONTAINER_ARGS[@]}" import --change 'ENTRYPOINT ["/usr/local/bin/envoy"]' \
-  "$rootfs.tar" "$image" >/dev/null 2>&1
+# The runtime's own error, if any, goes to stderr with what the disk had free: a test that builds
+# the image shows it. One retry, for a storage lock held a moment by another command.
+import() {
+  "$runtime" "${CONTAINER_ARGS[@]}" import --change 'ENTRYPOINT ["/usr/local/bin/envoy"]' \
+    "$rootfs.tar" "$image" 2>&1 >/dev/null
+}
+if ! err=$(import) && { sleep 2; ! err=$(import); }; then
+  rm -f "$rootfs.tar"
+  echo "$runtime import of $image failed: $err" >&2
+  df -h "$(dirname "$rootfs")" /var/lib/containers >&2 2>/dev/null || true
+  exit 1
+fi
 rm -f "$rootfs.tar"
 echo "$image"

@@ -50,10 +50,12 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$root/.tools/bin/wasm-bindgen-test-r
   cargo test --no-default-features --target wasm32-unknown-unknown --test wasm_core 2>&1
 
 step "the container path: the demo with both sidecars in Podman containers"
-if command -v podman >/dev/null && command -v runc >/dev/null; then
-  cargo test --test runs_in_containers -- --ignored 2>&1
-else
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
   echo "skipped: no container runtime here (Podman could not be installed without root)"
+elif ! probe=$(scripts/container-probe.sh podman 2>&1); then
+  echo "skipped: Podman is installed but runs no container on this machine: $probe"
+else
+  cargo test --test runs_in_containers -- --ignored 2>&1
 fi
 
 step "fuzz targets: a short smoke of each (scripts/fuzz.sh TARGET SECONDS runs one for long)"
