@@ -2,7 +2,11 @@
 //!
 //! Rules are compiled once at configure time; `decide` walks them without allocating.
 
+mod screen;
+
 use crate::identity::{xfcc, Peer, SpiffeId, TlsVersion};
+
+pub use screen::Screens;
 
 /// One value of a rule field: Istio's exact, `prefix*`, `*suffix` and `*` forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +174,8 @@ pub struct Authorizer {
     pub trust_xfcc: bool,
     pub default_allow: bool,
     pub rules: Vec<Rule>,
+    /// `Screens::of(&rules)`: what `decide` reads before each rule.
+    pub screens: Screens,
 }
 
 /// The caller's identity as far as the connection proves it.
@@ -230,10 +236,11 @@ impl Authorizer {
         };
         let path = strip_query(raw_path);
         let normalized = is_normalized(path);
+        let facts = screen::Facts::new(principal.map(SpiffeId::as_str), method);
         let first = |action: RuleAction| {
-            self.rules
-                .iter()
-                .position(|r| r.action == action && r.matches(&req, path, normalized))
+            self.screens.first(&self.rules, action, &facts, |r| {
+                r.matches(&req, path, normalized)
+            })
         };
         if let Some(i) = first(RuleAction::Deny) {
             return Decision {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::authz::{Authorizer, PanGrant, Rule, RuleAction, StrMatch};
+use crate::authz::{Authorizer, PanGrant, Rule, RuleAction, Screens, StrMatch};
 use crate::identity::TlsVersion;
 use crate::lint::{lint, Finding};
 use crate::pan::{Masking, Pattern};
@@ -452,6 +452,7 @@ fn compile(raw: RawConfig, honour_strict: bool) -> Result<Policy, ConfigError> {
         trust_domains: id.trust_domains,
         trust_xfcc: id.trust_xfcc,
         default_allow: raw.authorization.default_action == RawAction::Allow,
+        screens: Screens::of(&rules),
         rules,
     };
     let findings = lint(&authorizer);

@@ -32,6 +32,7 @@ fn authz(rules: Vec<Rule>) -> Authorizer {
         trust_domains: vec!["cluster.local".into()],
         trust_xfcc: false,
         default_allow: false,
+        screens: Screens::of(&rules),
         rules,
     }
 }
@@ -430,4 +431,88 @@ fn matches_istio_reference_examples() {
             assert_eq!(d.allow, *want, "{title}: {principal} {method} {path}");
         }
     }
+}
+
+/// Rules of every shape the screens treat differently: exact principals, wildcard principals,
+/// namespaces only, `not_principals`, methods known and unknown, none of these.
+fn screened_rules() -> Vec<Rule> {
+    let mut rules = Vec::new();
+    let mut r = rule("exact-two", RuleAction::Allow);
+    r.principals = m(&[CHECKOUT, NEWSLETTER]);
+    r.methods = vec!["GET".into(), "PURGE".into()];
+    rules.push(r);
+    let mut r = rule("wildcard", RuleAction::Allow);
+    r.principals = m(&["spiffe://cluster.local/ns/shop/*"]);
+    r.paths = m(&["/orders/*"]);
+    rules.push(r);
+    let mut r = rule("namespace", RuleAction::Deny);
+    r.namespaces = m(&["marketing"]);
+    r.methods = vec!["DELETE".into()];
+    rules.push(r);
+    let mut r = rule("everyone-else", RuleAction::Deny);
+    r.not_principals = m(&[CHECKOUT]);
+    r.paths = m(&["/admin"]);
+    rules.push(r);
+    let mut r = rule("any-post", RuleAction::Allow);
+    r.methods = vec!["POST".into()];
+    rules.push(r);
+    rules
+}
+
+#[test]
+fn screens_never_change_a_decision() {
+    let screened = authz(screened_rules());
+    let unscreened = Authorizer {
+        screens: Screens::default(),
+        ..screened.clone()
+    };
+    assert_ne!(screened.screens, unscreened.screens);
+    let callers = [
+        Authentication::Anonymous,
+        Authentication::Principal {
+            id: SpiffeId::parse(CHECKOUT).unwrap(),
+            via_xfcc: false,
+        },
+        Authentication::Principal {
+            id: SpiffeId::parse(NEWSLETTER).unwrap(),
+            via_xfcc: false,
+        },
+        Authentication::Principal {
+            id: SpiffeId::parse("spiffe://cluster.local/ns/shop/sa/cart").unwrap(),
+            via_xfcc: false,
+        },
+    ];
+    let methods = ["GET", "POST", "DELETE", "PURGE", "BREW", "get"];
+    let paths = ["/", "/orders/1", "/admin", "/a/../admin", "/orders/1?x=2"];
+    let mut allowed = 0;
+    for auth in &callers {
+        for method in methods {
+            for path in paths {
+                let want = unscreened.decide(auth, method, path);
+                assert_eq!(
+                    screened.decide(auth, method, path),
+                    want,
+                    "{auth:?} {method} {path}"
+                );
+                allowed += usize::from(want.allow);
+            }
+        }
+    }
+    // The grid reaches both outcomes through several rules, not one answer throughout.
+    assert!(allowed > 10 && allowed < 100, "{allowed}");
+}
+
+#[test]
+fn a_rule_the_screen_passes_over_is_one_that_could_not_match() {
+    let a = authz(screened_rules());
+    let anonymous = Authentication::Anonymous;
+    // An anonymous caller passes every principal rule by and reaches `any-post`.
+    assert_eq!(a.decide(&anonymous, "POST", "/").rule, Some(4));
+    // An unknown method shares the bit of all unknown methods: `PURGE` is still found.
+    let checkout = Authentication::Principal {
+        id: SpiffeId::parse(CHECKOUT).unwrap(),
+        via_xfcc: false,
+    };
+    assert_eq!(a.decide(&checkout, "PURGE", "/").rule, Some(0));
+    assert_eq!(a.decide(&checkout, "BREW", "/").rule, None);
 }
