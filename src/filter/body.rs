@@ -76,6 +76,12 @@ impl BodyStream {
         } else {
             Vec::new()
         };
+        if paused == 0 && end && self.redactor.passes_last(&new) {
+            // Unchanged, and nothing is left to release.
+            let _ = self.redactor.finish();
+            self.done = true;
+            return Step::Continue;
+        }
         if paused == 0 {
             let edits_before = self.redactor.edits();
             if let Some(n) = self.redactor.push_in_place(&mut new, end) {

@@ -500,15 +500,39 @@ fn in_escape(buf: &[u8], i: usize) -> bool {
 
 #[inline]
 /// Whether `buf` holds at least `n` ASCII digits, counted 64 bytes at a time.
-fn has_digits(buf: &[u8], n: usize) -> bool {
+pub(super) fn has_digits(buf: &[u8], n: usize) -> bool {
     let mut seen = 0;
-    for chunk in buf.chunks(64) {
-        seen += chunk.iter().filter(|b| b.is_ascii_digit()).count();
-        if seen >= n {
+    let mut words = buf.chunks_exact(8);
+    for (i, w) in words.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        seen += digits_in_word(u64::from_le_bytes(word)) as usize;
+        // Checked every 64 bytes: most values and tails are shorter than that.
+        if i % 8 == 7 && seen >= n {
             return true;
         }
     }
-    false
+    seen += words
+        .remainder()
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .count();
+    seen >= n
+}
+
+/// How many of a word's eight bytes are ASCII digits, eight bytes at a time: a byte is one when
+/// its high nibble is 3 and its low nibble below 10. No step carries from one byte to the next.
+#[inline]
+fn digits_in_word(x: u64) -> u32 {
+    const ONES7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Zero where the high nibble is 3.
+    let hi = (x & 0xf0f0_f0f0_f0f0_f0f0) ^ 0x3030_3030_3030_3030;
+    // High bit set exactly where `hi` is zero.
+    let hi_zero = !(((hi & ONES7) + ONES7) | hi | ONES7);
+    // High bit set where the low nibble is 10 or more (at most 0x0f + 0x76 = 0x85: no carry).
+    let lo_big = ((x & 0x0f0f_0f0f_0f0f_0f0f) + 0x7676_7676_7676_7676) & HIGH;
+    (hi_zero & !lo_big & HIGH).count_ones()
 }
 
 fn byte(buf: &[u8], i: usize) -> Option<u8> {

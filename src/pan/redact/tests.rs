@@ -160,3 +160,28 @@ fn without_patterns_only_the_undecided_tail_is_held() {
     );
     assert_eq!(r.held(), 0);
 }
+
+#[test]
+fn only_a_last_chunk_that_could_hold_nothing_is_passed_over() {
+    let none = patterns(&[]);
+    let r = Redactor::new(opts(), none.clone(), true);
+    assert!(r.passes_last(b"ok"));
+    assert!(
+        r.passes_last(br#"{"id":12345678901,"ok":true}"#),
+        "11 digits"
+    );
+    assert!(!r.passes_last(b"4111111111111111"));
+    assert!(!r.passes_last(br#"{"id":123456789012}"#), "12 digits");
+    // Bytes held from before may end a PAN in this chunk.
+    let mut held = Redactor::new(opts(), none, true);
+    held.push(b"card 4111 1111 1111");
+    assert!(held.held() > 0);
+    assert!(!held.passes_last(b" 1111"));
+    // A custom pattern may match anything.
+    let p = Redactor::new(opts(), patterns(&[("ssn", r"\d{3}-\d{2}-\d{4}")]), true);
+    assert!(!p.passes_last(b"ok"));
+    // What it passes over, the redactor leaves as it is.
+    for chunk in [&b"ok"[..], br#"{"id":12345678901}"#] {
+        assert_eq!(one_shot(chunk, opts(), &patterns(&[])).0, chunk);
+    }
+}

@@ -341,3 +341,27 @@ fn word_digit_test_matches_the_byte_test_for_every_byte_in_every_lane() {
     assert_eq!(find_digit(b"abcdefgh", 0), None);
     assert_eq!(find_digit(b"ab1", 5), None);
 }
+
+#[test]
+fn digits_are_counted_a_word_at_a_time_as_byte_by_byte() {
+    // Every byte value in every position of a word, beside digits and non-digits.
+    for b in 0..=255u8 {
+        for at in 0..8 {
+            for fill in [b'0', b'9', b'/', b':', 0x00, 0xff, b'a'] {
+                let mut w = [fill; 8];
+                w[at] = b;
+                let want = w.iter().filter(|c| c.is_ascii_digit()).count() as u32;
+                assert_eq!(digits_in_word(u64::from_le_bytes(w)), want, "{w:?}");
+            }
+        }
+    }
+    // And whole buffers of every length around the word and check sizes.
+    let text = b"id 4111-1111 x9/0:12345678901a".repeat(5);
+    for len in 0..text.len() {
+        let buf = &text[..len];
+        let digits = buf.iter().filter(|c| c.is_ascii_digit()).count();
+        for n in [1, 11, 12, 13, 40] {
+            assert_eq!(has_digits(buf, n), digits >= n, "{len} {n}");
+        }
+    }
+}
