@@ -231,16 +231,26 @@ def hcm(variant, mtls, a):
             "path": os.path.join(a.work, "access.log"),
             "log_format": {"json_format": ACCESS_LOG_FORMAT}}}]
     elif variant.startswith("pmg-") or variant in a.compare or variant in ("skeleton", "skeleton-native"):
-        # The access_log sink's events, as envoy-config/server-sidecar.yaml writes them.
-        config["access_log"] = [{"name": "envoy.access_loggers.file", "filter": {"extension_filter": {
-            "name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
-                "expression": "'wasm.pmg_audit' in filter_state"}}},
+        # The access_log sink's events, as envoy-config/server-sidecar.yaml writes them: the native
+        # builds' streams selected by the metadata they mark, the wasm builds' by an expression.
+        config["access_log"] = [{"name": "envoy.access_loggers.file", "filter": audit_log_filter(variant in NATIVE),
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                 "path": os.path.join(a.work, "audit.log"),
                 "log_format": {"text_format_source": {"inline_string": "%FILTER_STATE(wasm.pmg_audit:PLAIN)%\n"}}}}]
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def audit_log_filter(native):
+    """The access log filter that selects the streams carrying an access event."""
+    if native:
+        return {"metadata_filter": {"match_if_key_not_found": False, "matcher": {
+            "filter": "pci_mesh_guard", "path": [{"key": "audit_event"}],
+            "value": {"bool_match": True}}}}
+    return {"extension_filter": {
+        "name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+            "expression": "'wasm.pmg_audit' in filter_state"}}}
 
 
 def tls_context(pki, name, require_client=True, upstream=False):

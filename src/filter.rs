@@ -25,7 +25,7 @@ pub use configure::{configure, join};
 pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
 pub use sink::{
     audit_answer, audit_dispatch_failed, audit_tick, emit, emit_access, trail_unavailable,
-    AUDIT_STATE,
+    AUDIT_METADATA, AUDIT_STATE,
 };
 
 use redaction::{
@@ -52,7 +52,8 @@ struct Side {
     headers: Counts,
     /// Keyed tokens of the PANs in this direction's headers, when tokens are on.
     tokens: Option<Tokens>,
-    body: Option<BodyStream>,
+    /// Boxed: most requests have none, and the flow is moved into Envoy's stream slot whole.
+    body: Option<Box<BodyStream>>,
     /// The body was compressed and passed unscanned.
     unscannable: bool,
 }
@@ -88,13 +89,25 @@ pub struct RequestFlow {
 
 impl RequestFlow {
     pub fn new(policy: Option<Arc<Policy>>, auditor: SharedAuditor) -> RequestFlow {
+        RequestFlow::kept(policy, auditor, None, None)
+    }
+
+    /// A flow that keeps connection facts in `connections` and bounds the callers named in
+    /// `callers` (see `with_connections` and `with_callers`), built in one piece: the native
+    /// build writes it straight into the stream's allocation.
+    pub fn kept(
+        policy: Option<Arc<Policy>>,
+        auditor: SharedAuditor,
+        connections: Option<SharedConnections>,
+        callers: Option<SharedCallers>,
+    ) -> RequestFlow {
         RequestFlow {
             policy,
             auditor,
             decision: None,
             override_reason: None,
-            connections: None,
-            callers: None,
+            connections,
+            callers,
             conn: Rc::default(),
             started: None,
             modes: audit::RedactionModes::default(),
@@ -125,9 +138,8 @@ impl RequestFlow {
     pub fn on_request_headers<H: Host>(&mut self, host: &H, end_of_stream: bool) -> Verdict {
         self.started = Some(host.now());
         let headers = HeaderMap::read(host, Map::RequestHeaders);
-        let raw_path = headers.text(":path");
         self.info = RequestInfo {
-            method: headers.text(":method"),
+            method: headers.method(),
             path: String::new(),
             host: headers.text(":authority"),
             id: headers.text("x-request-id"),
@@ -140,6 +152,7 @@ impl RequestFlow {
             self.reply(host, 503, "unavailable");
             return Verdict::Stop;
         };
+        let raw_path = headers.str(":path");
         self.info.path = audit_safe(&policy, &raw_path);
         self.conn = connection::facts(host, self.connections.as_ref());
         // XFCC is read per request, and only where it could name the caller.
@@ -291,7 +304,7 @@ impl RequestFlow {
             self.side(dir).unscannable = true;
         } else {
             let stream = body_stream(dir, policy, self.side(dir), json);
-            self.side(dir).body = Some(stream);
+            self.side(dir).body = Some(Box::new(stream));
         }
         None
     }

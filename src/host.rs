@@ -317,6 +317,15 @@ pub trait Host {
     /// Sets this stream's filter state `wasm.<name>`, which Envoy's access log can write
     /// (`%FILTER_STATE(wasm.<name>:PLAIN)%`).
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
+    /// Sets this stream's dynamic metadata `ns`/`key` to `true`, which an access log's
+    /// `metadata_filter` can select on without evaluating an expression. A host that has no
+    /// such call (proxy-wasm) refuses it; the default does.
+    fn mark_metadata(&self, ns: &str, key: &str) -> Result<(), HostError> {
+        let _ = (ns, key);
+        Err(HostError(
+            "dynamic metadata is not writable from this host".into(),
+        ))
+    }
     /// Writes a line to the proxy log, which drops it when `level` is below `log_level()`.
     fn log(&self, level: LogLevel, message: &str);
     /// The lowest level the proxy log writes for this plugin right now (Envoy's `wasm` component

@@ -93,3 +93,43 @@ fn each_request_is_one_line_of_envoys_access_log() {
         assert!(lines[9].contains(r#""seq":10,"#), "Envoy {v}: {}", lines[9]);
     }
 }
+
+/// The access log filter of `envoy-config/server-sidecar.yaml`: an expression over the filter
+/// state, which selects the events of either build.
+const EXPRESSION_FILTER: &str = r#"              extension_filter:
+                name: envoy.access_loggers.extension_filters.cel
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter
+                  expression: "'wasm.pmg_audit' in filter_state""#;
+
+/// What the native build lets an access log use instead: its mark in the dynamic metadata.
+const METADATA_FILTER: &str = r#"              metadata_filter:
+                match_if_key_not_found: false
+                matcher:
+                  filter: pci_mesh_guard
+                  path: [ { key: audit_event } ]
+                  value: { bool_match: true }"#;
+
+#[test]
+fn the_native_build_marks_each_event_for_an_access_log_metadata_filter() {
+    for envoy in mesh::envoys().into_iter().filter(|e| e.is_native()) {
+        let v = &envoy;
+        let mesh = Mesh::builder(&envoy, "access-log-metadata")
+            .config(&config())
+            .server_edit(EXPRESSION_FILTER, METADATA_FILTER)
+            .up();
+        for i in 0..9 {
+            assert_eq!(send(&mesh, i), [200, 403, 200][i % 3], "Envoy {v}: al-{i}");
+        }
+        // Every request, allowed or denied, is selected: one line each, in order, verified.
+        let lines = audit_lines(&mesh, 9);
+        assert_eq!(lines.len(), 9, "Envoy {v}: one line per request");
+        for (i, l) in lines.iter().enumerate() {
+            let e: serde_json::Value = serde_json::from_str(l).expect("one event per line");
+            assert_eq!(e["request"]["id"], format!("al-{i}"), "Envoy {v}");
+        }
+        let (code, out) = mesh::verify_audit_cli(&mesh.dir.join("audit.log"));
+        assert_eq!(code, Some(0), "Envoy {v}: {out}");
+        assert!(out.contains(" 9 events in 1 chains, 0 problems"), "{out}");
+    }
+}

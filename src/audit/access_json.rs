@@ -66,6 +66,25 @@ impl AccessEvent<'_> {
     }
 }
 
+/// Appends `n` in decimal, as JSON writes an unsigned integer.
+pub(super) fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or(&[])).unwrap_or("0"));
+}
+
 struct Writer(String);
 
 impl Writer {
@@ -116,22 +135,7 @@ impl Writer {
     }
 
     fn num(&mut self, n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
-        }
-        for &d in digits.get(i..).unwrap_or(&[]) {
-            self.0.push(char::from(d));
-        }
+        push_decimal(&mut self.0, n);
     }
 
     fn list<'s>(&mut self, items: impl Iterator<Item = &'s str>) {
@@ -158,6 +162,16 @@ impl Writer {
     }
 
     fn place(&mut self, c: &PlaceCounts) {
+        // Most places of most requests saw nothing: their object is always the same.
+        if c.found == 0
+            && c.redacted == 0
+            && c.passed == 0
+            && c.brands.is_empty()
+            && c.patterns == 0
+        {
+            self.0.push_str("{\"found\":0,\"redacted\":0,\"passed\":0}");
+            return;
+        }
         self.0.push_str("{\"found\":");
         self.num(c.found);
         self.key("redacted");

@@ -121,7 +121,6 @@ impl Chain {
     /// Seals an event given as its JSON object text: appends `seq`, `chain`, `alg`, then `mac`,
     /// in the event's own buffer.
     pub fn seal(&mut self, event: impl Into<String>) -> String {
-        use std::fmt::Write;
         self.seq += 1;
         let mut line = event.into();
         if line.pop() != Some('}') {
@@ -130,13 +129,13 @@ impl Chain {
         if !line.ends_with('{') {
             line.push(',');
         }
-        let alg = alg(self.keyed());
-        // Writing to a String cannot fail.
-        let _ = write!(
-            line,
-            r#""seq":{},"chain":"{}","alg":"{alg}"}}"#,
-            self.seq, self.id
-        );
+        line.push_str(r#""seq":"#);
+        super::access_json::push_decimal(&mut line, self.seq);
+        line.push_str(r#","chain":""#);
+        line.push_str(&self.id);
+        line.push_str(r#"","alg":""#);
+        line.push_str(alg(self.keyed()));
+        line.push_str(r#""}"#);
         let mac: [u8; 32] = match &self.keyed {
             Some(keyed) => {
                 let mut m = keyed.clone();

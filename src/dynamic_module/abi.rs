@@ -216,6 +216,13 @@ extern "C" {
         key: ModuleBuffer,
         value: ModuleBuffer,
     ) -> bool;
+    /// Sets the stream's dynamic metadata `ns`/`key` to a boolean (Envoy copies both names).
+    pub fn envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
+        filter: FilterEnvoyPtr,
+        ns: ModuleBuffer,
+        key: ModuleBuffer,
+        value: bool,
+    );
     pub fn envoy_dynamic_module_callback_http_add_header(
         filter: FilterEnvoyPtr,
         header_type: u32,

@@ -133,21 +133,28 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
         let worker =
             unsafe { abi::envoy_dynamic_module_callback_http_filter_get_worker_index(filter) };
         let e = &cfg.enforcement;
-        let flow = match e.workers.get(worker as usize) {
-            Some(w) => RequestFlow::new(Some(e.policy.clone()), w.auditor.clone())
-                .with_connections(w.connections.clone())
-                .with_callers(w.callers.clone()),
+        let config = cfg as *const ModuleConfig;
+        // Each stream built where it is allocated: the flow is a few hundred bytes.
+        let stream = match e.workers.get(worker as usize) {
+            Some(w) => Box::new(Stream {
+                flow: RequestFlow::kept(
+                    Some(e.policy.clone()),
+                    w.auditor.clone(),
+                    Some(w.connections.clone()),
+                    Some(w.callers.clone()),
+                ),
+                config,
+            }),
             // A worker Envoy did not count at configuration: its requests are refused.
             None => {
                 log_critical(&format!("stream on unknown worker {worker}"));
-                RequestFlow::new(None, super::auditor(0))
+                Box::new(Stream {
+                    flow: RequestFlow::new(None, super::auditor(0)),
+                    config,
+                })
             }
         };
-        let stream = Stream {
-            flow,
-            config: cfg as *const ModuleConfig,
-        };
-        Box::into_raw(Box::new(stream)) as *const c_void
+        Box::into_raw(stream) as *const c_void
     })
 }
 

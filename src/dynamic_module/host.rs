@@ -71,14 +71,19 @@ impl<'a> ModuleHost<'a> {
     /// The body as the flow sees it in this hook: what Envoy holds from earlier hooks, then this
     /// hook's data (Envoy passes them on in that order). Empty chunks are left out.
     fn body_chunks(&self, dir: Direction) -> Vec<EnvoyBuffer> {
-        if let Some((d, chunks)) = &*self.chunks.borrow() {
-            if *d == dir {
-                return chunks.clone();
-            }
+        self.with_body_chunks(dir, <[EnvoyBuffer]>::to_vec)
+    }
+
+    /// `f` over the body's chunks as `body_chunks` lists them, listed once per hook and lent
+    /// from there. `f` must not change the body.
+    fn with_body_chunks<R>(&self, dir: Direction, f: impl FnOnce(&[EnvoyBuffer]) -> R) -> R {
+        let listed = matches!(&*self.chunks.borrow(), Some((d, _)) if *d == dir);
+        if !listed {
+            let chunks = self.list_body_chunks(dir);
+            *self.chunks.borrow_mut() = Some((dir, chunks));
         }
-        let chunks = self.list_body_chunks(dir);
-        *self.chunks.borrow_mut() = Some((dir, chunks.clone()));
-        chunks
+        let chunks = self.chunks.borrow();
+        f(chunks.as_ref().map_or(&[], |(_, c)| c.as_slice()))
     }
 
     fn list_body_chunks(&self, dir: Direction) -> Vec<EnvoyBuffer> {
@@ -111,7 +116,7 @@ impl<'a> ModuleHost<'a> {
 
     /// The size of the body as `body_chunks` shows it.
     pub fn body_size(&self, dir: Direction) -> usize {
-        self.body_chunks(dir).iter().map(|c| c.length).sum()
+        self.with_body_chunks(dir, |chunks| chunks.iter().map(|c| c.length).sum())
     }
 
     /// Replaces the whole body with `data`: Envoy's held bytes and this hook's are drained, and
@@ -298,19 +303,22 @@ impl Host for ModuleHost<'_> {
         }
         let end = start.checked_add(len)?;
         let mut out = Vec::with_capacity(len);
-        let mut at = 0usize;
-        for c in self.body_chunks(dir) {
-            let (from, to) = (at, at + c.length);
-            at = to;
-            if to <= start || from >= end {
-                continue;
+        self.with_body_chunks(dir, |chunks| {
+            let mut at = 0usize;
+            for c in chunks {
+                let (from, to) = (at, at + c.length);
+                at = to;
+                if to <= start || from >= end {
+                    continue;
+                }
+                // SAFETY: the chunk is Envoy's memory for this hook, unchanged since it was listed.
+                let bytes = unsafe { envoy_bytes(c.ptr, c.length) };
+                let lo = start.saturating_sub(from);
+                let hi = end.min(to) - from;
+                out.extend_from_slice(bytes.get(lo..hi)?);
             }
-            // SAFETY: the chunk is Envoy's memory for this hook, unchanged since it was listed.
-            let bytes = unsafe { envoy_bytes(c.ptr, c.length) };
-            let lo = start.saturating_sub(from);
-            let hi = end.min(to) - from;
-            out.extend_from_slice(bytes.get(lo..hi)?);
-        }
+            Some(())
+        })?;
         (out.len() == len).then_some(out)
     }
 
@@ -427,6 +435,22 @@ impl Host for ModuleHost<'_> {
         if let Some(id) = self.metrics.gauge(gauge) {
             self.metrics.set(self.filter, id, value);
         }
+    }
+
+    fn mark_metadata(&self, ns: &str, key: &str) -> Result<(), HostError> {
+        if self.filter.is_null() {
+            return Err(failed("dynamic metadata outside a stream"));
+        }
+        // SAFETY: `filter` is the live filter of this hook; Envoy copies both names.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
+                self.filter,
+                ModuleBuffer::of(ns.as_bytes()),
+                ModuleBuffer::of(key.as_bytes()),
+                true,
+            )
+        };
+        Ok(())
     }
 
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {

@@ -1,6 +1,8 @@
 //! Redaction helpers of the request flow: header maps, body streams, the audit-safe path, and
 //! what the headers say about a body (encoding, JSON).
 
+use std::borrow::Cow;
+
 use crate::config::Policy;
 use crate::host::{Direction, Headers, Host, LogLevel, Map};
 use crate::pan::{self, Counts, Options, Redactor};
@@ -43,10 +45,32 @@ impl HeaderMap {
         std::str::from_utf8(self.get(name)?).ok()?.parse().ok()
     }
 
-    /// A value the flow only reads (method, path, ids), as text; empty when absent.
+    /// A value the flow only reads while the map is held (the path), as text; empty when absent.
+    pub(super) fn str(&self, name: &str) -> Cow<'_, str> {
+        self.get(name)
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+    }
+
+    /// The `:method`: one of the standard methods without a copy, any other as text.
+    pub(super) fn method(&self) -> Cow<'static, str> {
+        const KNOWN: [&str; 9] = [
+            "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+        ];
+        let value = self.get(":method").unwrap_or_default();
+        match KNOWN.iter().find(|m| m.as_bytes() == value) {
+            Some(m) => Cow::Borrowed(m),
+            None => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
+        }
+    }
+
+    /// A value the flow keeps (host, request id), as text; empty when absent.
     pub(super) fn text(&self, name: &str) -> String {
         self.get(name)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .map(|v| match std::str::from_utf8(v) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(v).into_owned(),
+            })
             .unwrap_or_default()
     }
 }
@@ -154,4 +178,31 @@ pub(super) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get("content-type")
         .is_some_and(|v| v.windows(4).any(|w| w.eq_ignore_ascii_case(b"json")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(method: &str) -> HeaderMap {
+        HeaderMap(
+            [(":method", method), (":path", "/a%20b")]
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_standard_method_is_borrowed_and_any_other_kept_as_sent() {
+        assert!(matches!(map("GET").method(), Cow::Borrowed("GET")));
+        assert!(matches!(map("PATCH").method(), Cow::Borrowed("PATCH")));
+        assert_eq!(map("PURGE").method(), "PURGE");
+        assert!(matches!(map("PURGE").method(), Cow::Owned(_)));
+        // Case matters, as in HTTP: `get` is not `GET`.
+        assert_eq!(map("get").method(), "get");
+        let none = HeaderMap(Headers::default());
+        assert_eq!(none.method(), "");
+        assert_eq!(none.str(":path"), "");
+        assert_eq!(map("GET").str(":path"), "/a%20b");
+    }
 }

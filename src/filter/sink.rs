@@ -86,6 +86,10 @@ pub fn trail_unavailable<H: Host>(host: &H, auditor: &SharedAuditor, sink: Sink)
 /// The filter state Envoy's access log reads the `access_log` sink's events from
 /// (`%FILTER_STATE(wasm.pmg_audit:PLAIN)%`).
 pub const AUDIT_STATE: &str = "pmg_audit";
+/// The dynamic metadata (namespace, key) set `true` beside each access event's filter state,
+/// where the host can: an access log selects those streams with a `metadata_filter`, cheaper than
+/// an expression over the filter state (see the README's `access_log` sink).
+pub const AUDIT_METADATA: (&str, &str) = ("pci_mesh_guard", "audit_event");
 
 /// Writes a request's access event: with the `access_log` sink into the stream's filter state,
 /// sealed in the access chain, for Envoy's access log to write when the stream ends (it runs
@@ -108,7 +112,12 @@ pub fn emit_access<H: Host>(
         }
     };
     match host.set_filter_state(AUDIT_STATE, line.as_bytes()) {
-        Ok(()) => host.increment(Metric::AuditEmitted, 1),
+        Ok(()) => {
+            // Refused by proxy-wasm, which has no such call: its access log selects the
+            // events by an expression over the filter state instead.
+            let _ = host.mark_metadata(AUDIT_METADATA.0, AUDIT_METADATA.1);
+            host.increment(Metric::AuditEmitted, 1)
+        }
         Err(e) => report_failure(
             host,
             auditor,

@@ -71,6 +71,12 @@ extern "C" {
         key: Buffer,
         value: Buffer,
     ) -> bool;
+    fn envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
+        filter: *mut c_void,
+        ns: Buffer,
+        key: Buffer,
+        value: bool,
+    );
 }
 
 fn buf(b: &[u8]) -> Buffer {
@@ -231,6 +237,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
         filter,
         buf(b"wasm.pmg_audit"),
         buf(&event),
+    );
+    // The mark the native listeners' access log selects the event by.
+    envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
+        filter,
+        buf(b"pci_mesh_guard"),
+        buf(b"audit_event"),
+        true,
     );
     if let Some(config) = s.config.as_ref() {
         for &c in &config.counters {

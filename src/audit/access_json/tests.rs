@@ -118,7 +118,7 @@ fn event(o: &Owned) -> AccessEvent<'_> {
         source: opt(3),
         tls_version: opt(4),
         request: RequestInfo {
-            method: s(0),
+            method: s(0).into(),
             path: s(1),
             host: s(2),
             id: s(3),
