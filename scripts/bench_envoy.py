@@ -39,10 +39,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKOUT = "spiffe://cluster.local/ns/shop/sa/checkout"
 
 VARIANTS = ["none", "noop", "copy-back", "rbac+log", "skeleton", "pmg-authz", "pmg-all", "pmg-all-log",
-            "noop-native", "skeleton-native", "pmg-native-authz", "pmg-native-all"]
-NATIVE = ("noop-native", "skeleton-native", "pmg-native-authz", "pmg-native-all")
+            "noop-native", "skeleton-native", "pmg-native-authz", "pmg-native-all", "pmg-native-all-cel"]
+NATIVE = ("noop-native", "skeleton-native", "pmg-native-authz", "pmg-native-all", "pmg-native-all-cel")
+# Run only when named: pmg-native-all with its access log selected by a CEL expression, as the wasm
+# build's must be, instead of the native build's metadata mark.
+OPTIONAL = ("pmg-native-all-cel",)
 # The variants that mask card numbers.
-MASKING = ("pmg-all", "pmg-all-log", "pmg-native-all")
+MASKING = ("pmg-all", "pmg-all-log", "pmg-native-all", "pmg-native-all-cel")
 SHAPES = {
     # name: (path, uses the backend, unit, mTLS)
     "GET": ("/get", False, "req/s", False),
@@ -207,7 +210,7 @@ def hcm(variant, mtls, a):
         filters.append(native_filter(variant, "pmg_reference_module", variant.split("-")[0]))
     elif variant.startswith("pmg-native-"):
         # The audit key comes from the sidecar's environment (Envoys.start).
-        filters.append(native_filter(variant, "pci_mesh_guard", pmg_config(variant == "pmg-native-all", mtls)))
+        filters.append(native_filter(variant, "pci_mesh_guard", pmg_config(variant in MASKING, mtls)))
     elif variant == "rbac+log":
         filters += rbac_filters(mtls)
     elif variant.startswith("pmg-"):
@@ -233,7 +236,7 @@ def hcm(variant, mtls, a):
     elif variant.startswith("pmg-") or variant in a.compare or variant in ("skeleton", "skeleton-native"):
         # The access_log sink's events, as envoy-config/server-sidecar.yaml writes them: the native
         # builds' streams selected by the metadata they mark, the wasm builds' by an expression.
-        config["access_log"] = [{"name": "envoy.access_loggers.file", "filter": audit_log_filter(variant in NATIVE),
+        config["access_log"] = [{"name": "envoy.access_loggers.file", "filter": audit_log_filter(variant in NATIVE and variant not in OPTIONAL),
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                 "path": os.path.join(a.work, "audit.log"),
@@ -410,7 +413,7 @@ def main():
     ap.add_argument("--duration", type=int, default=4)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--shapes", default=",".join(SHAPES))
-    ap.add_argument("--variants", default=",".join(VARIANTS),
+    ap.add_argument("--variants", default=",".join(v for v in VARIANTS if v not in OPTIONAL),
                     help="the built-in variants to run (ratios to a variant left out are not printed)")
     ap.add_argument("--compare", action="append", default=[], metavar="LABEL=WASM",
                     help="also measure this build of pci-mesh-guard, everything on, as variant LABEL")
