@@ -173,6 +173,26 @@ impl<'a> ModuleHost<'a> {
     }
 }
 
+/// The parts of `chunks`, laid end to end, that fall within `start..end`: each chunk, the range
+/// `lo..hi` of its bytes inside, and where that range begins counted from `start`.
+fn spans(
+    chunks: &[EnvoyBuffer],
+    start: usize,
+    end: usize,
+) -> impl Iterator<Item = (EnvoyBuffer, usize, usize, usize)> + '_ {
+    let mut at = 0usize;
+    chunks.iter().filter_map(move |c| {
+        let (from, to) = (at, at.saturating_add(c.length));
+        at = to;
+        if to <= start || from >= end {
+            return None;
+        }
+        let lo = start.saturating_sub(from);
+        let hi = end.min(to) - from;
+        Some((*c, lo, hi, from + lo - start))
+    })
+}
+
 impl Host for ModuleHost<'_> {
     fn property(&self, property: Property) -> Result<Option<Vec<u8>>, HostError> {
         use abi::attribute as a;
@@ -304,17 +324,9 @@ impl Host for ModuleHost<'_> {
         let end = start.checked_add(len)?;
         let mut out = Vec::with_capacity(len);
         self.with_body_chunks(dir, |chunks| {
-            let mut at = 0usize;
-            for c in chunks {
-                let (from, to) = (at, at + c.length);
-                at = to;
-                if to <= start || from >= end {
-                    continue;
-                }
+            for (c, lo, hi, _) in spans(chunks, start, end) {
                 // SAFETY: the chunk is Envoy's memory for this hook, unchanged since it was listed.
                 let bytes = unsafe { envoy_bytes(c.ptr, c.length) };
-                let lo = start.saturating_sub(from);
-                let hi = end.min(to) - from;
                 out.extend_from_slice(bytes.get(lo..hi)?);
             }
             Some(())
@@ -340,17 +352,9 @@ impl Host for ModuleHost<'_> {
         }
         if data.len() == len {
             // Same length: written where the bytes lie, in Envoy's own memory.
-            let mut at = 0usize;
-            for c in chunks {
-                let (from, to) = (at, at + c.length);
-                at = to;
-                if to <= start || from >= end {
-                    continue;
-                }
-                let lo = start.saturating_sub(from);
-                let hi = end.min(to) - from;
+            for (c, lo, hi, at) in spans(&chunks, start, end) {
                 let src = data
-                    .get(from + lo - start..from + hi - start)
+                    .get(at..at + (hi - lo))
                     .ok_or_else(|| failed("set_body"))?;
                 // `lo..hi` lies within the chunk and `src` has exactly `hi - lo` bytes.
                 // SAFETY: the chunk is Envoy's writable memory for this hook, `c.length` bytes
