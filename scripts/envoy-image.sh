@@ -9,6 +9,7 @@
 # Prints the image's name, localhost/pci-mesh-guard/envoy:VERSION-LAYOUT, which PMG_ENVOY_IMAGE can
 # name for envoy-config/docker-compose.yaml. Users who can pull keep the stock image.
 set -euo pipefail
+trap 'echo "scripts/envoy-image.sh: failed at line $LINENO" >&2' ERR
 root=$(cd "$(dirname "$0")/.." && pwd)
 runtime=${1:?usage: $0 podman|docker [VERSION]}
 version=${2:-1.40.0}
@@ -31,7 +32,9 @@ cp "$envoy" "$rootfs/usr/local/bin/envoy"
 # Envoy's libraries, and those the native build (libpci_mesh_guard.so) needs besides, as the stock
 # image has them: libgcc_s, for unwinding.
 libs=$(ldd "$envoy" | grep -o '/[^ ]*\.so[^ ]*')
-libs="$libs $(ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64|aarch64/ { print $NF; exit }')"
+# awk reads to the end: stopping early would end ldconfig with SIGPIPE, which pipefail turned into
+# a silent failure of this script now and then.
+libs="$libs $(ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64|aarch64/ && !found { print $NF; found = 1 }')"
 for lib in $libs; do
   mkdir -p "$rootfs$(dirname "$lib")"
   cp -L "$lib" "$rootfs$lib"
