@@ -4,7 +4,7 @@
 
 mod screen;
 
-use crate::identity::{xfcc, Peer, SpiffeId, TlsVersion};
+use crate::identity::{xfcc, IdentitySource, Peer, Proof, SpiffeId, TlsVersion};
 
 pub use screen::Screens;
 
@@ -167,6 +167,8 @@ impl Decision {
 /// The compiled `identity` and `authorization` sections.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
+    /// Where the caller's identity comes from.
+    pub source: IdentitySource,
     pub require_mtls: bool,
     pub min_tls_version: TlsVersion,
     /// Empty means any trust domain.
@@ -181,8 +183,8 @@ pub struct Authorizer {
 /// The caller's identity as far as the connection proves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authentication {
-    /// A verified SPIFFE ID in a trusted domain; `via_xfcc` when it came from the XFCC header.
-    Principal { id: SpiffeId, via_xfcc: bool },
+    /// A verified SPIFFE ID in a trusted domain, and how it was established.
+    Principal { id: SpiffeId, proof: Proof },
     /// No usable identity, and the policy does not require one.
     Anonymous,
     /// The request must be denied before any rule is looked at.
@@ -192,6 +194,9 @@ pub enum Authentication {
 impl Authorizer {
     /// Checks the transport (mTLS, TLS version) and turns the peer certificate into a principal.
     pub fn authenticate(&self, peer: &Peer) -> Authentication {
+        if self.source == IdentitySource::IstioWaypoint {
+            return self.authenticate_tunnel(peer);
+        }
         if !peer.mtls {
             if self.require_mtls {
                 return Authentication::Refused(Reason::NoMtls);
@@ -205,12 +210,34 @@ impl Authorizer {
         }
         // The certificate speaks for the caller. Only a connection whose certificate names no
         // one (a front proxy's) may hand that over to the XFCC header, and only when trusted.
-        let (claimed, via_xfcc) = match (&peer.uri_san, self.trust_xfcc) {
-            (Some(san), _) => (Some(san.clone()), false),
-            (None, true) => (peer.xfcc.as_deref().and_then(xfcc::last_uri), true),
-            (None, false) => (None, false),
+        let (claimed, proof) = match (&peer.uri_san, self.trust_xfcc) {
+            (Some(san), _) => (Some(san.clone()), Proof::Certificate),
+            (None, true) => (
+                peer.xfcc.as_deref().and_then(xfcc::last_uri),
+                Proof::Xfcc,
+            ),
+            (None, false) => (None, Proof::Certificate),
         };
-        let id = match claimed.as_deref().map(SpiffeId::parse) {
+        self.principal(claimed.as_deref(), proof)
+    }
+
+    /// In an Istio waypoint: the HBONE tunnel's peer, as the waypoint's CONNECT listener recorded
+    /// it in filter state, is the caller. Its presence is the proof of the tunnel's mTLS (the
+    /// listener requires a client certificate from the mesh CA); the tunnel's TLS version is
+    /// Istio's to set and not visible here, and XFCC plays no part. A value naming several URI
+    /// SANs (Envoy joins them with ',') is no SPIFFE ID, so it is refused: which one Istio's own
+    /// policy would pick is not the plugin's to guess.
+    fn authenticate_tunnel(&self, peer: &Peer) -> Authentication {
+        match peer.uri_san.as_deref() {
+            None if self.require_mtls => Authentication::Refused(Reason::NoMtls),
+            None => Authentication::Anonymous,
+            Some(principal) => self.principal(Some(principal), Proof::IstioWaypoint),
+        }
+    }
+
+    /// The claimed SPIFFE ID as a principal, if it parses and its trust domain is trusted.
+    fn principal(&self, claimed: Option<&str>, proof: Proof) -> Authentication {
+        let id = match claimed.map(SpiffeId::parse) {
             Some(Ok(id)) => id,
             _ => return Authentication::Refused(Reason::UntrustedIdentity),
         };
@@ -219,7 +246,7 @@ impl Authorizer {
         {
             return Authentication::Refused(Reason::UntrustedIdentity);
         }
-        Authentication::Principal { id, via_xfcc }
+        Authentication::Principal { id, proof }
     }
 
     /// Deny rules first, then allow rules, then the default action.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::authz::{Authorizer, PanGrant, Rule, RuleAction, Screens, StrMatch};
-use crate::identity::TlsVersion;
+use crate::identity::{IdentitySource, TlsVersion};
 use crate::lint::{lint, Finding};
 use crate::pan::{Masking, Pattern};
 
@@ -123,6 +123,7 @@ impl Default for RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawIdentity {
+    source: IdentitySource,
     require_mtls: bool,
     min_tls_version: String,
     trust_domains: Vec<String>,
@@ -132,6 +133,7 @@ struct RawIdentity {
 impl Default for RawIdentity {
     fn default() -> Self {
         RawIdentity {
+            source: IdentitySource::PeerCertificate,
             require_mtls: true,
             min_tls_version: "TLSv1.2".into(),
             trust_domains: vec![],
@@ -447,6 +449,7 @@ fn compile(raw: RawConfig, honour_strict: bool) -> Result<Policy, ConfigError> {
     let audit = compile_audit(raw.audit)?;
 
     let authorizer = Authorizer {
+        source: id.source,
         require_mtls: id.require_mtls,
         min_tls_version,
         trust_domains: id.trust_domains,

@@ -17,6 +17,7 @@ use crate::audit::{self, AccessEvent, PanCounts, RequestInfo, SharedAuditor};
 use crate::authz::{Authentication, Decision, PanGrant, Reason};
 use crate::config::{CompressedBody, Mode, Policy, Sink};
 use crate::host::{self, Direction, Host, LogLevel, Map, Metric};
+use crate::identity::{IdentitySource, Proof};
 use crate::pan::{Counts, Options, Tokens};
 
 pub use body::{BodyStream, Step, PAUSE_LIMIT};
@@ -75,8 +76,8 @@ pub struct RequestFlow {
     started: Option<std::time::SystemTime>,
     modes: audit::RedactionModes,
     principal: Option<String>,
-    /// The principal came from the XFCC header rather than the connection's certificate.
-    via_xfcc: bool,
+    /// How the principal was established (`identity_source`).
+    proof: Option<Proof>,
     info: RequestInfo,
     status: Option<u32>,
     req: Side,
@@ -112,7 +113,7 @@ impl RequestFlow {
             started: None,
             modes: audit::RedactionModes::default(),
             principal: None,
-            via_xfcc: false,
+            proof: None,
             info: RequestInfo::default(),
             status: None,
             req: Side::default(),
@@ -154,10 +155,13 @@ impl RequestFlow {
         };
         let raw_path = headers.str(":path");
         self.info.path = audit_safe(&policy, &raw_path);
-        self.conn = connection::facts(host, self.connections.as_ref());
+        let source = policy.authorizer.source;
+        self.conn = connection::facts(host, self.connections.as_ref(), source);
         // XFCC is read per request, and only where it could name the caller.
-        let with_xfcc =
-            (policy.authorizer.trust_xfcc && self.conn.peer.uri_san.is_none()).then(|| {
+        let with_xfcc = (policy.authorizer.trust_xfcc
+            && source == IdentitySource::PeerCertificate
+            && self.conn.peer.uri_san.is_none())
+        .then(|| {
                 let mut peer = self.conn.peer.clone();
                 peer.xfcc = headers
                     .get("x-forwarded-client-cert")
@@ -167,9 +171,9 @@ impl RequestFlow {
         let auth = policy
             .authorizer
             .authenticate(with_xfcc.as_ref().unwrap_or(&self.conn.peer));
-        if let Authentication::Principal { id, via_xfcc } = &auth {
+        if let Authentication::Principal { id, proof } = &auth {
             self.principal = Some(id.as_str().to_owned());
-            self.via_xfcc = *via_xfcc;
+            self.proof = Some(*proof);
         }
         let decision = policy
             .authorizer
@@ -504,13 +508,7 @@ impl RequestFlow {
             rule: policy.authorizer.rule(&decision).map(|r| r.name.as_str()),
             principal: self.principal.as_deref(),
             workload: self.conn.workload.as_deref(),
-            identity_source: self.principal.as_ref().map(|_| {
-                if self.via_xfcc {
-                    "xfcc"
-                } else {
-                    "certificate"
-                }
-            }),
+            identity_source: self.proof.map(Proof::as_str),
             peer_subject: peer.subject.as_deref(),
             peer_cert_sha256: peer.cert_sha256.as_deref(),
             source: peer.source.as_deref(),

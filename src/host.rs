@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use crate::identity::{ISTIO_LOCAL_PRINCIPAL, ISTIO_PEER_PRINCIPAL};
+
 mod headers;
 pub use headers::Headers;
 
@@ -88,6 +90,11 @@ pub enum Property {
     LocalUriSan,
     /// `source.address`: the downstream peer's `ip:port`.
     SourceAddress,
+    /// Filter state `io.istio.peer_principal`: in an Istio waypoint, the HBONE tunnel peer's
+    /// SPIFFE ID (a string object; absent without a tunnel).
+    IstioPeerPrincipal,
+    /// Filter state `io.istio.local_principal`: in an Istio waypoint, the waypoint's own ID.
+    IstioLocalPrincipal,
 }
 
 impl Property {
@@ -102,6 +109,8 @@ impl Property {
             Property::PeerCertSha256 => &["connection", "sha256_peer_certificate_digest"],
             Property::LocalUriSan => &["connection", "uri_san_local_certificate"],
             Property::SourceAddress => &["source", "address"],
+            Property::IstioPeerPrincipal => &["filter_state", ISTIO_PEER_PRINCIPAL],
+            Property::IstioLocalPrincipal => &["filter_state", ISTIO_LOCAL_PRINCIPAL],
         }
     }
 

@@ -188,6 +188,44 @@ impl TlsVersion {
     }
 }
 
+/// Where the caller's identity comes from (`identity.source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// The downstream connection's verified client certificate (a sidecar, a plain Envoy).
+    #[default]
+    PeerCertificate,
+    /// An Istio ambient waypoint: the SPIFFE ID its HBONE listener copied from the tunnel's mTLS
+    /// peer certificate into filter state ([`ISTIO_PEER_PRINCIPAL`]).
+    IstioWaypoint,
+}
+
+/// The filter state key where an Istio waypoint's HBONE listener puts the tunnel peer's SPIFFE ID.
+pub const ISTIO_PEER_PRINCIPAL: &str = "io.istio.peer_principal";
+/// The filter state key where it puts the waypoint's own SPIFFE ID.
+pub const ISTIO_LOCAL_PRINCIPAL: &str = "io.istio.local_principal";
+
+/// How an accepted principal was established, as access events name it (`identity_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// The URI SAN of the connection's verified client certificate.
+    Certificate,
+    /// The last element of `x-forwarded-client-cert` (only with `identity.trust_xfcc`).
+    Xfcc,
+    /// The HBONE tunnel's peer, as an Istio waypoint recorded it in filter state.
+    IstioWaypoint,
+}
+
+impl Proof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::Certificate => "certificate",
+            Proof::Xfcc => "xfcc",
+            Proof::IstioWaypoint => "istio_waypoint",
+        }
+    }
+}
+
 /// What the downstream connection says about the caller, read once per request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
@@ -195,7 +233,8 @@ pub struct Peer {
     pub mtls: bool,
     /// The negotiated TLS version as Envoy reported it (`None` on plaintext or when unreadable).
     pub tls_version: Option<String>,
-    /// The first URI SAN of the verified client certificate.
+    /// The first URI SAN of the verified client certificate; under `istio_waypoint`, the value
+    /// of `io.istio.peer_principal` as the waypoint wrote it (and `mtls` says it is present).
     pub uri_san: Option<String>,
     /// The downstream address, `ip:port`.
     pub source: Option<String>,

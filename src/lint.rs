@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::authz::{Authorizer, Rule, RuleAction, StrMatch};
-use crate::identity::SpiffeId;
+use crate::identity::{IdentitySource, SpiffeId, TlsVersion};
 
 /// One finding: a stable code, the configuration key it is about, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +33,9 @@ pub fn lint(a: &Authorizer) -> Vec<Finding> {
             "plaintext and certificate-less callers are let through to the rules (PCI DSS 4.2.1)"
                 .into(),
         ));
+    }
+    if a.source == IdentitySource::IstioWaypoint {
+        waypoint_findings(a, &mut out);
     }
     if a.default_allow {
         out.push(finding(
@@ -96,6 +99,31 @@ pub fn lint(a: &Authorizer) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Settings a waypoint cannot honour: there the caller is the HBONE tunnel's peer, and the filter
+/// sees neither the tunnel's TLS nor any use for XFCC.
+fn waypoint_findings(a: &Authorizer, out: &mut Vec<Finding>) {
+    if a.trust_xfcc {
+        out.push(finding(
+            "xfcc_ignored",
+            "identity.trust_xfcc".into(),
+            "with identity.source istio_waypoint the caller is the HBONE tunnel's peer; \
+             x-forwarded-client-cert is never read"
+                .into(),
+        ));
+    }
+    if a.min_tls_version > TlsVersion::Tls12 {
+        out.push(finding(
+            "tls_version_unchecked",
+            "identity.min_tls_version".into(),
+            format!(
+                "with identity.source istio_waypoint the filter cannot see the HBONE tunnel's TLS \
+                 version; {} is not checked by the plugin (ztunnel and the waypoint negotiate it)",
+                a.min_tls_version.as_str()
+            ),
+        ));
+    }
 }
 
 fn any_or_empty(list: &[StrMatch]) -> bool {

@@ -27,6 +27,7 @@ fn rule(name: &str, action: RuleAction) -> Rule {
 
 fn authz(rules: Vec<Rule>) -> Authorizer {
     Authorizer {
+        source: IdentitySource::PeerCertificate,
         require_mtls: true,
         min_tls_version: TlsVersion::Tls12,
         trust_domains: vec!["cluster.local".into()],
@@ -311,7 +312,7 @@ fn xfcc_is_ignored_unless_trusted_and_the_certificate_names_no_one() {
     let auth = a.authenticate(&proxy);
     assert!(matches!(
         auth,
-        Authentication::Principal { via_xfcc: true, .. }
+        Authentication::Principal { proof: Proof::Xfcc, .. }
     ));
     assert!(a.decide(&auth, "GET", "/").allow);
     a.trust_xfcc = false;
@@ -471,15 +472,15 @@ fn screens_never_change_a_decision() {
         Authentication::Anonymous,
         Authentication::Principal {
             id: SpiffeId::parse(CHECKOUT).unwrap(),
-            via_xfcc: false,
+            proof: Proof::Certificate,
         },
         Authentication::Principal {
             id: SpiffeId::parse(NEWSLETTER).unwrap(),
-            via_xfcc: false,
+            proof: Proof::Certificate,
         },
         Authentication::Principal {
             id: SpiffeId::parse("spiffe://cluster.local/ns/shop/sa/cart").unwrap(),
-            via_xfcc: false,
+            proof: Proof::Certificate,
         },
     ];
     let methods = ["GET", "POST", "DELETE", "PURGE", "BREW", "get"];
@@ -511,8 +512,94 @@ fn a_rule_the_screen_passes_over_is_one_that_could_not_match() {
     // An unknown method shares the bit of all unknown methods: `PURGE` is still found.
     let checkout = Authentication::Principal {
         id: SpiffeId::parse(CHECKOUT).unwrap(),
-        via_xfcc: false,
+        proof: Proof::Certificate,
     };
     assert_eq!(a.decide(&checkout, "PURGE", "/").rule, Some(0));
     assert_eq!(a.decide(&checkout, "BREW", "/").rule, None);
+}
+
+/// An authorizer for a waypoint: the caller is the HBONE tunnel's peer, from filter state.
+fn waypoint(rules: Vec<Rule>) -> Authorizer {
+    Authorizer {
+        source: IdentitySource::IstioWaypoint,
+        ..authz(rules)
+    }
+}
+
+/// What a waypoint's internal connection shows: no TLS of its own, the tunnel peer's ID (if any)
+/// as the waypoint recorded it.
+fn tunnel(principal: Option<&str>) -> Peer {
+    Peer {
+        mtls: principal.is_some(),
+        uri_san: principal.map(str::to_owned),
+        source: Some("127.0.0.6:41234".into()),
+        ..Peer::default()
+    }
+}
+
+#[test]
+fn in_a_waypoint_the_tunnel_peer_is_the_principal_whatever_tls_the_connection_shows() {
+    let a = waypoint(vec![checkout_may_charge()]);
+    let auth = a.authenticate(&tunnel(Some(CHECKOUT)));
+    assert_eq!(
+        auth,
+        Authentication::Principal {
+            id: SpiffeId::parse(CHECKOUT).unwrap(),
+            proof: Proof::IstioWaypoint,
+        }
+    );
+    assert!(a.decide(&auth, "POST", "/v1/charges").allow);
+    // The internal connection has no TLS version: not a reason to refuse the tunnel's caller.
+    let mut old = tunnel(Some(CHECKOUT));
+    old.tls_version = Some("TLSv1.0".into());
+    assert!(matches!(
+        a.authenticate(&old),
+        Authentication::Principal { .. }
+    ));
+}
+
+#[test]
+fn in_a_waypoint_no_tunnel_identity_is_no_mtls_or_anonymous() {
+    let mut a = waypoint(vec![rule("all", RuleAction::Allow)]);
+    assert_eq!(
+        a.authenticate(&tunnel(None)),
+        Authentication::Refused(Reason::NoMtls)
+    );
+    a.require_mtls = false;
+    assert_eq!(a.authenticate(&tunnel(None)), Authentication::Anonymous);
+}
+
+#[test]
+fn in_a_waypoint_xfcc_never_names_the_caller() {
+    let mut a = waypoint(vec![rule("all", RuleAction::Allow)]);
+    a.trust_xfcc = true;
+    let mut peer = tunnel(None);
+    peer.xfcc = Some(format!("URI={CHECKOUT}"));
+    assert_eq!(
+        a.authenticate(&peer),
+        Authentication::Refused(Reason::NoMtls)
+    );
+    peer.uri_san = Some(NEWSLETTER.into());
+    peer.mtls = true;
+    let Authentication::Principal { id, proof } = a.authenticate(&peer) else {
+        panic!("the tunnel's peer is the caller");
+    };
+    assert_eq!((id.as_str(), proof), (NEWSLETTER, Proof::IstioWaypoint));
+}
+
+#[test]
+fn in_a_waypoint_a_value_of_several_sans_or_a_foreign_domain_is_untrusted() {
+    let a = waypoint(vec![rule("all", RuleAction::Allow)]);
+    for value in [
+        // Envoy joins a certificate's URI SANs with ','.
+        format!("{CHECKOUT},{NEWSLETTER}"),
+        "spiffe://evil.example/ns/shop/sa/checkout".to_string(),
+        "checkout".to_string(),
+    ] {
+        assert_eq!(
+            a.authenticate(&tunnel(Some(&value))),
+            Authentication::Refused(Reason::UntrustedIdentity),
+            "{value}"
+        );
+    }
 }

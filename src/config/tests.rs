@@ -192,6 +192,10 @@ fn impossible_values_are_rejected_with_their_path() {
             "authorization.rules[0].pan[0]: unknown variant",
         ),
         (
+            r#"{"identity":{"source":"ztunnel"}}"#,
+            "identity.source: unknown variant `ztunnel`, expected `peer_certificate` or `istio_waypoint`",
+        ),
+        (
             r#"{"redaction":{"keep_first":9}}"#,
             "redaction.keep_first: at most 8",
         ),

@@ -275,6 +275,14 @@ extern "C" {
         value: ModuleBuffer,
     ) -> bool;
 
+    /// Points `result` at a string object of the stream's filter state (Envoy's memory, valid
+    /// until the hook returns); false when there is none under `key`.
+    pub fn envoy_dynamic_module_callback_http_get_filter_state_bytes(
+        filter: FilterEnvoyPtr,
+        key: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+
     pub fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
         filter: FilterEnvoyPtr,
         id: u32,

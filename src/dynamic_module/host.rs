@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use super::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
 use super::metrics::Metrics;
 use crate::host::{Direction, Gauge, Headers, Host, HostError, LogLevel, Map, Metric, Property};
+use crate::identity::{ISTIO_LOCAL_PRINCIPAL, ISTIO_PEER_PRINCIPAL};
 
 /// The calls of one hook. `filter` is null on the main thread (a configuration being made), where
 /// only logs and metrics can be reached.
@@ -171,6 +172,22 @@ impl<'a> ModuleHost<'a> {
             .then(|| envoy_bytes(out.ptr, out.length).to_vec())
         }
     }
+
+    /// A string object of the stream's filter state (or of its connection's, which the stream's
+    /// lookup reaches too): `None` when there is none under `key` or it is not a string.
+    fn filter_state_string(&self, key: &str) -> Option<Vec<u8>> {
+        let mut out = EnvoyBuffer::EMPTY;
+        // SAFETY: `filter` is the live filter of this hook; `key` and `out` outlive the call, and
+        // the bytes Envoy points `out` at are copied before the hook returns.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_get_filter_state_bytes(
+                self.filter,
+                ModuleBuffer::of(key.as_bytes()),
+                &mut out,
+            )
+            .then(|| envoy_bytes(out.ptr, out.length).to_vec())
+        }
+    }
 }
 
 /// The parts of `chunks`, laid end to end, that fall within `start..end`: each chunk, the range
@@ -231,6 +248,8 @@ impl Host for ModuleHost<'_> {
             Property::PeerCertSha256 => string(a::CONNECTION_SHA256_PEER_CERTIFICATE_DIGEST),
             Property::LocalUriSan => string(a::CONNECTION_URI_SAN_LOCAL_CERTIFICATE),
             Property::SourceAddress => string(a::SOURCE_ADDRESS),
+            Property::IstioPeerPrincipal => Ok(self.filter_state_string(ISTIO_PEER_PRINCIPAL)),
+            Property::IstioLocalPrincipal => Ok(self.filter_state_string(ISTIO_LOCAL_PRINCIPAL)),
         }
     }
 

@@ -403,6 +403,24 @@ extern "C" fn envoy_dynamic_module_callback_http_set_filter_state_bytes(
 }
 
 #[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_get_filter_state_bytes(
+    _filter: *mut c_void,
+    key: ModuleBuffer,
+    result: *mut EnvoyBuffer,
+) -> bool {
+    count("get_filter_state_bytes");
+    // SAFETY: the module passes the key for the call.
+    let key = unsafe { module_bytes(key) };
+    envoy(|e| {
+        let found = e.state.get(&key);
+        // SAFETY: `result` is the module's live out-parameter; the value stays in the map, which
+        // nothing changes until the module has copied it.
+        unsafe { *result = found.map_or(EnvoyBuffer::EMPTY, |v| lend(v)) };
+        found.is_some()
+    })
+}
+
+#[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(
     _filter: *mut c_void,
     ns: ModuleBuffer,
@@ -727,4 +745,51 @@ fn a_rejected_configuration_is_refused_and_logged_by_its_key() {
         logged.contains("configuration rejected: authorization.rulez"),
         "{logged}"
     );
+}
+
+/// What the module wrote as the stream's access event (its `access_log` sink's filter state).
+fn written_event() -> serde_json::Value {
+    let text = envoy(|e| e.state.get(&b"wasm.pmg_audit"[..]).cloned())
+        .expect("an access event in filter state");
+    let text = String::from_utf8(text).expect("UTF-8");
+    let json = crate::audit::verify::event_text(&text).unwrap_or(&text);
+    serde_json::from_str(json).expect("the event's JSON")
+}
+
+#[test]
+fn in_a_waypoint_the_caller_is_the_tunnel_peer_the_waypoint_put_in_filter_state() {
+    const FRAUD: &str = "spiffe://cluster.local/ns/risk/sa/fraud-scoring";
+    const WAYPOINT: &str = "spiffe://cluster.local/ns/payments/sa/waypoint";
+    let json = r#"{"identity": {"source": "istio_waypoint"},
+        "authorization": {"rules": [{"name": "fraud-reads", "action": "allow",
+            "principals": ["spiffe://cluster.local/ns/risk/sa/*"], "methods": ["GET"]}]},
+        "audit": {"sink": "access_log"}}"#;
+    let config = config(json);
+    assert!(!config.is_null());
+    envoy(|e| *e = FakeEnvoy::default());
+    envoy(|e| {
+        e.state.insert(b"io.istio.peer_principal".to_vec(), FRAUD.into());
+        e.state.insert(b"io.istio.local_principal".to_vec(), WAYPOINT.into());
+    });
+    request(config, "GET", "/get", 0, &[]);
+    let event = written_event();
+    assert_eq!(event["decision"], "allow", "{event}");
+    // Not the connection's certificate (the fake's names checkout): the tunnel's peer.
+    assert_eq!(event["principal"], FRAUD);
+    assert_eq!(event["identity_source"], "istio_waypoint");
+    assert_eq!(event["workload"], WAYPOINT);
+    assert_eq!(event["tls_version"], serde_json::Value::Null);
+    assert_eq!(envoy(|e| e.replies.len()), 0);
+
+    envoy_dynamic_module_on_http_filter_config_destroy(config);
+
+    // Without a tunnel identity the waypoint's stream is refused as plaintext would be. (A new
+    // configuration: the fake's one connection id is known to the first one's workers.)
+    let config = self::config(json);
+    envoy(|e| *e = FakeEnvoy::default());
+    request(config, "GET", "/get", 0, &[]);
+    let event = written_event();
+    assert_eq!((&event["decision"], &event["reason"]), (&"deny".into(), &"no_mtls".into()));
+    assert_eq!(envoy(|e| e.replies.first().map(|r| r.0)), Some(403));
+    envoy_dynamic_module_on_http_filter_config_destroy(config);
 }

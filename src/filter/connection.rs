@@ -8,13 +8,18 @@
 //! the root context keeps them by connection id, and a request on a known connection pays one call
 //! (`connection.id`). HTTP filters hear nothing of a connection's end, so the map is bounded and
 //! forgets the oldest connection first; a forgotten one that is still open is simply read again.
+//!
+//! In an Istio waypoint (`identity.source: istio_waypoint`) the connection is the internal one that
+//! carries one HBONE tunnel, and its facts are the filter state the waypoint's CONNECT listener
+//! gave it: the tunnel peer's SPIFFE ID and the waypoint's own. They too are fixed for the
+//! connection's life.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use crate::host::{Host, LogLevel, Property};
-use crate::identity::Peer;
+use crate::identity::{IdentitySource, Peer};
 
 use super::LOG_PREFIX;
 
@@ -28,6 +33,8 @@ pub struct ConnectionFacts {
     pub peer: Peer,
     /// This sidecar's own SPIFFE ID (the URI SAN of its certificate).
     pub workload: Option<String>,
+    /// Where `peer` was read from.
+    pub source: IdentitySource,
 }
 
 /// The facts of recent connections, by connection id, oldest first out.
@@ -70,14 +77,21 @@ impl ConnectionCache {
 }
 
 /// The facts of the request's connection: from `cache` when it knows the connection, else read
-/// from the host (and kept, when the host gives the connection's id).
-pub fn facts<H: Host>(host: &H, cache: Option<&SharedConnections>) -> Rc<ConnectionFacts> {
+/// from the host (and kept, when the host gives the connection's id). Facts read for another
+/// identity source (a configuration replaced meanwhile) are read again.
+pub fn facts<H: Host>(
+    host: &H,
+    cache: Option<&SharedConnections>,
+    source: IdentitySource,
+) -> Rc<ConnectionFacts> {
     let id = cache.and_then(|_| connection_id(host));
-    let known = id.and_then(|id| cache?.try_borrow().ok()?.get(id));
+    let known = id
+        .and_then(|id| cache?.try_borrow().ok()?.get(id))
+        .filter(|f| f.source == source);
     if let Some(facts) = known {
         return facts;
     }
-    let (facts, complete) = read(host);
+    let (facts, complete) = read(host, source);
     let facts = Rc::new(facts);
     // A read the host failed is not kept: the next request on the connection tries again.
     if let (Some(id), Some(cache), true) = (id, cache, complete) {
@@ -97,7 +111,7 @@ fn connection_id<H: Host>(host: &H) -> Option<u64> {
 /// Reads the connection facts, and whether every read succeeded. A property the host cannot give
 /// reads as absent, which `authenticate` turns into a denial: no host error can make a request
 /// look more trusted.
-fn read<H: Host>(host: &H) -> (ConnectionFacts, bool) {
+fn read<H: Host>(host: &H, source: IdentitySource) -> (ConnectionFacts, bool) {
     let complete = std::cell::Cell::new(true);
     let prop = |property: Property| match host.property(property) {
         Ok(v) => v,
@@ -115,6 +129,20 @@ fn read<H: Host>(host: &H) -> (ConnectionFacts, bool) {
             .and_then(|v| String::from_utf8(v).ok())
             .filter(|s| !s.is_empty())
     };
+    if source == IdentitySource::IstioWaypoint {
+        let principal = text(Property::IstioPeerPrincipal);
+        let facts = ConnectionFacts {
+            peer: Peer {
+                mtls: principal.is_some(),
+                uri_san: principal,
+                source: text(Property::SourceAddress),
+                ..Peer::default()
+            },
+            workload: text(Property::IstioLocalPrincipal),
+            source,
+        };
+        return (facts, complete.get());
+    }
     let facts = ConnectionFacts {
         peer: Peer {
             mtls: prop(Property::Mtls).is_some_and(|v| v.first() == Some(&1)),
@@ -126,6 +154,7 @@ fn read<H: Host>(host: &H) -> (ConnectionFacts, bool) {
             xfcc: None,
         },
         workload: text(Property::LocalUriSan),
+        source,
     };
     (facts, complete.get())
 }

@@ -131,3 +131,27 @@ fn exclusions_keep_a_rule_from_shadowing() {
     ]}}"#;
     assert_eq!(codes(json), vec![]);
 }
+
+#[test]
+fn flags_what_a_waypoint_cannot_honour() {
+    let base = r#""authorization": {"rules": [{"name": "checkout",
+        "principals": ["spiffe://cluster.local/ns/shop/sa/checkout"], "methods": ["GET"]}]}"#;
+    let waypoint = format!(r#"{{"identity": {{"source": "istio_waypoint"}}, {base}}}"#);
+    assert_eq!(codes(&waypoint), vec![]);
+    let got = codes(&format!(
+        r#"{{"identity": {{"source": "istio_waypoint", "trust_xfcc": true,
+            "min_tls_version": "TLSv1.3"}}, {base}}}"#
+    ));
+    assert_eq!(
+        got,
+        vec![
+            ("xfcc_ignored", "identity.trust_xfcc".to_string()),
+            ("tls_version_unchecked", "identity.min_tls_version".to_string())
+        ]
+    );
+    // The same settings in a sidecar are honoured, and not flagged.
+    let sidecar = format!(
+        r#"{{"identity": {{"trust_xfcc": true, "min_tls_version": "TLSv1.3"}}, {base}}}"#
+    );
+    assert_eq!(codes(&sidecar), vec![]);
+}

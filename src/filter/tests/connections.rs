@@ -152,3 +152,80 @@ fn xfcc_is_read_per_request_even_on_a_known_connection() {
         "spiffe://cluster.local/ns/marketing/sa/newsletter"
     );
 }
+
+/// A waypoint's internal connection: no TLS of its own, the tunnel's identities in filter state.
+fn waypoint_connection(id: u64, peer: Option<&str>) -> FakeHost {
+    let mut host = FakeHost::default();
+    host.request("GET", "/v1/orders");
+    on_connection(&mut host, id);
+    host.properties
+        .insert("source.address".into(), b"127.0.0.6:40001".to_vec());
+    if let Some(peer) = peer {
+        host.properties.insert(
+            "filter_state.io.istio.peer_principal".into(),
+            peer.as_bytes().to_vec(),
+        );
+    }
+    host.properties.insert(
+        "filter_state.io.istio.local_principal".into(),
+        b"spiffe://cluster.local/ns/payments/sa/waypoint".to_vec(),
+    );
+    host
+}
+
+const WAYPOINT_POLICY: &str = r#"{"identity": {"source": "istio_waypoint"},
+    "authorization": {"rules": [{"name": "checkout", "principals": [
+        "spiffe://cluster.local/ns/shop/sa/checkout"]}]}}"#;
+
+#[test]
+fn in_a_waypoint_each_tunnel_is_judged_by_its_own_peer_and_read_once() {
+    let (policy, cache) = (policy(WAYPOINT_POLICY), ConnectionCache::shared());
+    let mut host = waypoint_connection(21, Some(CHECKOUT));
+    // A certificate on the connection itself is not what names a waypoint's caller.
+    host.properties.insert(
+        "connection.uri_san_peer_certificate".into(),
+        b"spiffe://cluster.local/ns/marketing/sa/newsletter".to_vec(),
+    );
+    let (v1, e1, reads1) = request(&host, &policy, &cache);
+    let (v2, _, reads2) = request(&host, &policy, &cache);
+    assert_eq!((v1, v2), (Verdict::Continue, Verdict::Continue), "{e1}");
+    assert_eq!((reads1, reads2), (4, 1), "id, peer, source, workload; then the id");
+    assert_eq!(e1["principal"], CHECKOUT);
+    assert_eq!(e1["identity_source"], "istio_waypoint");
+    assert_eq!(e1["workload"], "spiffe://cluster.local/ns/payments/sa/waypoint");
+    assert_eq!(e1["source"], "127.0.0.6:40001");
+    assert_eq!(e1["tls_version"], serde_json::Value::Null);
+
+    // Another tunnel, another caller, interleaved with the first.
+    let other = waypoint_connection(22, Some("spiffe://cluster.local/ns/marketing/sa/newsletter"));
+    let (v3, e3, _) = request(&other, &policy, &cache);
+    assert_eq!((v3, &e3["reason"]), (Verdict::Stop, &"default".into()));
+    assert_eq!(request(&host, &policy, &cache).0, Verdict::Continue);
+
+    // A stream that came through no tunnel: no identity, refused as plaintext is.
+    let bare = waypoint_connection(23, None);
+    let (v4, e4, _) = request(&bare, &policy, &cache);
+    assert_eq!((v4, &e4["reason"]), (Verdict::Stop, &"no_mtls".into()));
+    assert_eq!(e4["identity_source"], serde_json::Value::Null);
+}
+
+#[test]
+fn facts_kept_for_one_identity_source_are_read_again_for_the_other() {
+    let cache = ConnectionCache::shared();
+    let mut host = waypoint_connection(31, Some(CHECKOUT));
+    host.properties.insert("connection.mtls".into(), vec![1]);
+    host.properties
+        .insert("connection.tls_version".into(), b"TLSv1.3".to_vec());
+    host.properties.insert(
+        "connection.uri_san_peer_certificate".into(),
+        b"spiffe://cluster.local/ns/marketing/sa/newsletter".to_vec(),
+    );
+    let sidecar = policy(POLICY);
+    let (_, e1, _) = request(&host, &sidecar, &cache);
+    assert_eq!(e1["identity_source"], "certificate");
+    let (_, e2, reads) = request(&host, &policy(WAYPOINT_POLICY), &cache);
+    assert_eq!(
+        (&e2["principal"], &e2["identity_source"], reads),
+        (&CHECKOUT.into(), &"istio_waypoint".into(), 4)
+    );
+}
