@@ -14,6 +14,7 @@ umask 077
 # name | SPIFFE ID | signing CA
 workloads=(
   "payments-api|spiffe://cluster.local/ns/payments/sa/payments-api|ca"
+  "waypoint|spiffe://cluster.local/ns/payments/sa/waypoint|ca"
   "checkout|spiffe://cluster.local/ns/shop/sa/checkout|ca"
   "newsletter|spiffe://cluster.local/ns/marketing/sa/newsletter|ca"
   "fraud|spiffe://cluster.local/ns/risk/sa/fraud-scoring|ca"

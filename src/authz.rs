@@ -212,10 +212,7 @@ impl Authorizer {
         // one (a front proxy's) may hand that over to the XFCC header, and only when trusted.
         let (claimed, proof) = match (&peer.uri_san, self.trust_xfcc) {
             (Some(san), _) => (Some(san.clone()), Proof::Certificate),
-            (None, true) => (
-                peer.xfcc.as_deref().and_then(xfcc::last_uri),
-                Proof::Xfcc,
-            ),
+            (None, true) => (peer.xfcc.as_deref().and_then(xfcc::last_uri), Proof::Xfcc),
             (None, false) => (None, Proof::Certificate),
         };
         self.principal(claimed.as_deref(), proof)

@@ -162,12 +162,12 @@ impl RequestFlow {
             && source == IdentitySource::PeerCertificate
             && self.conn.peer.uri_san.is_none())
         .then(|| {
-                let mut peer = self.conn.peer.clone();
-                peer.xfcc = headers
-                    .get("x-forwarded-client-cert")
-                    .and_then(|v| String::from_utf8(v.to_vec()).ok());
-                peer
-            });
+            let mut peer = self.conn.peer.clone();
+            peer.xfcc = headers
+                .get("x-forwarded-client-cert")
+                .and_then(|v| String::from_utf8(v.to_vec()).ok());
+            peer
+        });
         let auth = policy
             .authorizer
             .authenticate(with_xfcc.as_ref().unwrap_or(&self.conn.peer));

@@ -55,6 +55,8 @@ impl BenchHost {
 impl Host for BenchHost {
     fn property(&self, property: Property) -> Result<Option<Vec<u8>>, HostError> {
         Ok(Some(match property {
+            // A sidecar: no waypoint filter state.
+            Property::IstioPeerPrincipal | Property::IstioLocalPrincipal => return Ok(None),
             Property::ConnectionId => 42u64.to_le_bytes().to_vec(),
             Property::Mtls => vec![1],
             Property::TlsVersion => b"TLSv1.3".to_vec(),

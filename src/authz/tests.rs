@@ -312,7 +312,10 @@ fn xfcc_is_ignored_unless_trusted_and_the_certificate_names_no_one() {
     let auth = a.authenticate(&proxy);
     assert!(matches!(
         auth,
-        Authentication::Principal { proof: Proof::Xfcc, .. }
+        Authentication::Principal {
+            proof: Proof::Xfcc,
+            ..
+        }
     ));
     assert!(a.decide(&auth, "GET", "/").allow);
     a.trust_xfcc = false;

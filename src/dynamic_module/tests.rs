@@ -768,8 +768,10 @@ fn in_a_waypoint_the_caller_is_the_tunnel_peer_the_waypoint_put_in_filter_state(
     assert!(!config.is_null());
     envoy(|e| *e = FakeEnvoy::default());
     envoy(|e| {
-        e.state.insert(b"io.istio.peer_principal".to_vec(), FRAUD.into());
-        e.state.insert(b"io.istio.local_principal".to_vec(), WAYPOINT.into());
+        e.state
+            .insert(b"io.istio.peer_principal".to_vec(), FRAUD.into());
+        e.state
+            .insert(b"io.istio.local_principal".to_vec(), WAYPOINT.into());
     });
     request(config, "GET", "/get", 0, &[]);
     let event = written_event();
@@ -789,7 +791,10 @@ fn in_a_waypoint_the_caller_is_the_tunnel_peer_the_waypoint_put_in_filter_state(
     envoy(|e| *e = FakeEnvoy::default());
     request(config, "GET", "/get", 0, &[]);
     let event = written_event();
-    assert_eq!((&event["decision"], &event["reason"]), (&"deny".into(), &"no_mtls".into()));
+    assert_eq!(
+        (&event["decision"], &event["reason"]),
+        (&"deny".into(), &"no_mtls".into())
+    );
     assert_eq!(envoy(|e| e.replies.first().map(|r| r.0)), Some(403));
     envoy_dynamic_module_on_http_filter_config_destroy(config);
 }

@@ -146,12 +146,14 @@ fn flags_what_a_waypoint_cannot_honour() {
         got,
         vec![
             ("xfcc_ignored", "identity.trust_xfcc".to_string()),
-            ("tls_version_unchecked", "identity.min_tls_version".to_string())
+            (
+                "tls_version_unchecked",
+                "identity.min_tls_version".to_string()
+            )
         ]
     );
     // The same settings in a sidecar are honoured, and not flagged.
-    let sidecar = format!(
-        r#"{{"identity": {{"trust_xfcc": true, "min_tls_version": "TLSv1.3"}}, {base}}}"#
-    );
+    let sidecar =
+        format!(r#"{{"identity": {{"trust_xfcc": true, "min_tls_version": "TLSv1.3"}}, {base}}}"#);
     assert_eq!(codes(&sidecar), vec![]);
 }

@@ -491,6 +491,9 @@ pub struct MeshBuilder<'a> {
     /// The filter's entry in the server sidecar's `http_filters` (YAML, a list item), instead of
     /// the build's own `envoy-config/filter-*.yaml`.
     snippet: Option<String>,
+    /// Ambient shape: a waypoint (`envoy-config/waypoint.yaml`) in the server's place, reached
+    /// over HBONE through a ztunnel stand-in (`envoy-config/ztunnel.yaml`) in the client's.
+    ambient: bool,
 }
 
 impl<'a> MeshBuilder<'a> {
@@ -519,6 +522,14 @@ impl<'a> MeshBuilder<'a> {
     /// Replaces `from` (which must occur) with `to` in the server sidecar's configuration.
     pub fn server_edit(mut self, from: &str, to: &str) -> Self {
         self.server_edits.push((from.into(), to.into()));
+        self
+    }
+
+    /// The mesh in Istio ambient's shape: callers' traffic tunnelled over HBONE by a ztunnel
+    /// stand-in to a waypoint whose internal listener runs the plugin. `send` as a caller goes
+    /// through that caller's tunnel; as `plaintext`, to the waypoint's chain with no tunnel.
+    pub fn ambient(mut self) -> Self {
+        self.ambient = true;
         self
     }
 
@@ -579,6 +590,7 @@ impl<'a> MeshBuilder<'a> {
             envoy_args: self.envoy_args.clone(),
             ecds: None,
             refusing: None,
+            tunnels: vec![],
         };
 
         let pki = dir.join("pki");
@@ -644,6 +656,48 @@ impl<'a> MeshBuilder<'a> {
                 port
             }
         };
+        if self.ambient {
+            let config_literal = serde_json::to_string(&self.config).expect("encode config");
+            let yaml = render(
+                "waypoint.yaml",
+                &[
+                    ("PMG_FILTER", self.envoy.build.snippet()),
+                    ("PKI", pki.display().to_string()),
+                    ("WASM", self.envoy.build.module().display().to_string()),
+                    ("PLUGIN_CONFIG", config_literal),
+                    ("BACKEND_PORT", backend_port.to_string()),
+                    ("GRPC_BACKEND_PORT", grpc_port.to_string()),
+                    ("HBONE_PORT", "0".into()),
+                    ("BYPASS_PORT", "0".into()),
+                    ("AUDIT_KEY", AUDIT_KEY.into()),
+                    ("TOKEN_KEY", TOKEN_KEY.into()),
+                    ("OTEL_PORT", otel_port.to_string()),
+                    ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
+                ],
+            );
+            // Started as Istio starts a waypoint's proxy, with the same log flags as a sidecar.
+            let flags: Vec<String> = ISTIO_LOG_FLAGS.iter().map(|f| f.to_string()).collect();
+            let mine = std::mem::replace(&mut mesh.envoy_args, flags);
+            let admin = mesh.start_envoy("server", &yaml);
+            mesh.envoy_args = mine;
+            let admin = admin?;
+            let ports = listener_ports(&admin);
+            mesh.server_mtls = port_of(&ports, "connect_terminate");
+            mesh.server_plain = port_of(&ports, "bypass");
+            mesh.server_admin = admin;
+            let ztunnel = render(
+                "ztunnel.yaml",
+                &[
+                    ("PKI", pki.display().to_string()),
+                    ("HBONE_PORT", mesh.server_mtls.to_string()),
+                    ("DESTINATION", format!("127.0.0.1:{backend_port}")),
+                    ("TUNNEL_PORT", "0".into()),
+                ],
+            );
+            let admin = mesh.start_envoy("client", &ztunnel)?;
+            mesh.tunnels = listener_ports(&admin);
+            return Ok(mesh);
+        }
         let (tls_any, raw) = if self.istio_shaped {
             let ecds = dir.join("ecds");
             fs::create_dir_all(&ecds).expect("create the ECDS directory");
@@ -791,11 +845,10 @@ fn listener_ports(admin: &str) -> Vec<(String, u16)> {
         .as_array()
         .expect("listener_statuses")
         .iter()
-        .map(|l| {
-            let port = l["local_address"]["socket_address"]["port_value"]
-                .as_u64()
-                .expect("port") as u16;
-            (l["name"].as_str().unwrap_or("").to_string(), port)
+        // An internal listener (a waypoint's main_internal) has no port.
+        .filter_map(|l| {
+            let port = l["local_address"]["socket_address"]["port_value"].as_u64()? as u16;
+            Some((l["name"].as_str().unwrap_or("").to_string(), port))
         })
         .collect()
 }
@@ -822,6 +875,8 @@ pub struct Mesh {
     ecds: Option<Ecds>,
     /// Holds the otel-collector port of a mesh without a collector.
     refusing: Option<std::os::fd::OwnedFd>,
+    /// An ambient mesh's tunnels: the ztunnel stand-in's listeners (`as-<caller>`) and ports.
+    tunnels: Vec<(String, u16)>,
 }
 
 /// The directory Envoy watches for the plugin's discovery response, and the last version written.
@@ -911,6 +966,7 @@ impl Mesh {
             server_edits: vec![],
             grpc: false,
             snippet: None,
+            ambient: false,
         }
     }
 
@@ -983,10 +1039,27 @@ impl Mesh {
         }
     }
 
-    /// Sends a request through the client sidecar as `caller` (see envoy-config/client-sidecar.yaml).
+    /// Sends a request through the client sidecar as `caller` (see envoy-config/client-sidecar.yaml);
+    /// in an ambient mesh, through `caller`'s HBONE tunnel (see envoy-config/ztunnel.yaml).
     pub fn send(&self, caller: &str, req: Request<'_>) -> Response {
+        if self.is_ambient() {
+            return http::send(self.tunnel(caller), &req).expect("request through the tunnel");
+        }
         let req = req.header("x-mesh-caller", caller);
         http::send(self.outbound, &req).expect("request through the client sidecar")
+    }
+
+    pub fn is_ambient(&self) -> bool {
+        !self.tunnels.is_empty()
+    }
+
+    /// Where a caller's requests enter an ambient mesh: its tunnel, or for `plaintext` the
+    /// waypoint's bypass listener (no tunnel at all).
+    pub fn tunnel(&self, caller: &str) -> u16 {
+        if caller == "plaintext" {
+            return self.server_plain;
+        }
+        port_of(&self.tunnels, &format!("as-{caller}"))
     }
 
     /// Sends a chunked request through the client sidecar as `caller`, pausing between chunks.
@@ -1000,8 +1073,13 @@ impl Mesh {
         pause: Duration,
     ) -> Response {
         let mut all = headers.to_vec();
-        all.push(("x-mesh-caller", caller.to_string()));
-        http::send_chunked(self.outbound, method, path, &all, chunks, pause)
+        let port = if self.is_ambient() {
+            self.tunnel(caller)
+        } else {
+            all.push(("x-mesh-caller", caller.to_string()));
+            self.outbound
+        };
+        http::send_chunked(port, method, path, &all, chunks, pause)
             .expect("chunked request through the client sidecar")
     }
 

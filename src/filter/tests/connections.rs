@@ -189,15 +189,25 @@ fn in_a_waypoint_each_tunnel_is_judged_by_its_own_peer_and_read_once() {
     let (v1, e1, reads1) = request(&host, &policy, &cache);
     let (v2, _, reads2) = request(&host, &policy, &cache);
     assert_eq!((v1, v2), (Verdict::Continue, Verdict::Continue), "{e1}");
-    assert_eq!((reads1, reads2), (4, 1), "id, peer, source, workload; then the id");
+    assert_eq!(
+        (reads1, reads2),
+        (4, 1),
+        "id, peer, source, workload; then the id"
+    );
     assert_eq!(e1["principal"], CHECKOUT);
     assert_eq!(e1["identity_source"], "istio_waypoint");
-    assert_eq!(e1["workload"], "spiffe://cluster.local/ns/payments/sa/waypoint");
+    assert_eq!(
+        e1["workload"],
+        "spiffe://cluster.local/ns/payments/sa/waypoint"
+    );
     assert_eq!(e1["source"], "127.0.0.6:40001");
     assert_eq!(e1["tls_version"], serde_json::Value::Null);
 
     // Another tunnel, another caller, interleaved with the first.
-    let other = waypoint_connection(22, Some("spiffe://cluster.local/ns/marketing/sa/newsletter"));
+    let other = waypoint_connection(
+        22,
+        Some("spiffe://cluster.local/ns/marketing/sa/newsletter"),
+    );
     let (v3, e3, _) = request(&other, &policy, &cache);
     assert_eq!((v3, &e3["reason"]), (Verdict::Stop, &"default".into()));
     assert_eq!(request(&host, &policy, &cache).0, Verdict::Continue);
