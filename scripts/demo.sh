@@ -8,6 +8,9 @@
 #                               alert rules (scripts/observe.sh), and show the alerts the scenes trip
 #   scripts/demo.sh --native    the same scenes with the native build (an Envoy dynamic module,
 #                               scripts/build-module.sh) in the server sidecar instead of the .wasm
+#   scripts/demo.sh --ambient   the same scenes in Istio ambient's shape: each caller's traffic is
+#                               tunnelled over HBONE by a ztunnel stand-in to a waypoint, whose
+#                               internal listener runs the plugin (identity.source istio_waypoint)
 # PMG_CONTAINER=docker|podman runs the sidecars in containers instead (PMG_DOCKER=1 is docker; see
 # scripts/mesh.sh and the README's "Docker and Podman").
 # PMG_DEMO_DIR: where the mesh's state and logs go (default .work/demo).
@@ -23,13 +26,15 @@ for arg in "$@"; do
     --keep) keep=1 ;;
     --observe) observe=1 ;;
     --native) export PMG_NATIVE=1 ;;
-    *) echo "usage: $0 [--keep] [--observe] [--native]" >&2; exit 2 ;;
+    --ambient) export PMG_AMBIENT=1 ;;
+    *) echo "usage: $0 [--keep] [--observe] [--native] [--ambient]" >&2; exit 2 ;;
   esac
 done
 
 dir=${PMG_DEMO_DIR:-$root/.work/demo}
 port=${PMG_OUTBOUND_PORT:-15001}
 config=$root/envoy-config/demo-plugin-config.json
+ambient=${PMG_AMBIENT:-0}
 bold=$(tput bold 2>/dev/null || true)
 plain=$(tput sgr0 2>/dev/null || true)
 say() { printf '\n%s%s%s\n' "$bold" "$*" "$plain"; }
@@ -49,16 +54,38 @@ fi
 # The filter's lines in Envoy's log: its wasm VM's, or the dynamic modules' logger's.
 filter_lines='wasm log|\[dynamic_modules\]'
 
-say "Starting the local mesh (backend, server sidecar with pci-mesh-guard, client sidecar)"
 scripts/mesh.sh down "$dir"
 rm -rf "$dir"
-scripts/mesh.sh up "$dir" "$config"
+if [ "$ambient" = 1 ]; then
+  say "Starting the local mesh in Istio ambient's shape (backend; a waypoint for payments-api with pci-mesh-guard; a ztunnel stand-in that tunnels each caller's traffic over HBONE with its own certificate)"
+  # The same policy, with the caller's identity taken from the HBONE tunnel.
+  ambient_config=$(mktemp)
+  python3 - "$config" "$ambient_config" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.setdefault("identity", {})["source"] = "istio_waypoint"
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+  scripts/mesh.sh up "$dir" "$ambient_config"
+  rm -f "$ambient_config"
+  front="the waypoint"
+else
+  say "Starting the local mesh (backend, server sidecar with pci-mesh-guard, client sidecar)"
+  scripts/mesh.sh up "$dir" "$config"
+  front="the server sidecar"
+fi
 [ $keep = 1 ] || trap 'scripts/mesh.sh down "$dir"' EXIT
-echo "plugin configuration: envoy-config/demo-plugin-config.json"
-echo "filter start-up, from the server sidecar's log:"
-if [ "${PMG_ISTIO:-0}" = 1 ]; then
-  echo "  (Istio-shaped: the configuration came by ECDS; the sidecar logs at warning, as Istio's do,"
-  echo "   and the accepted configuration is recorded by the 'config' audit event)"
+if [ "$ambient" = 1 ]; then
+  echo "plugin configuration: envoy-config/demo-plugin-config.json with identity.source \"istio_waypoint\""
+  echo "the waypoint runs it on its internal listener; each caller's tunnel (ztunnel stand-in listener):"
+  sed 's/^/  /' "$dir/tunnels"
+else
+  echo "plugin configuration: envoy-config/demo-plugin-config.json"
+fi
+echo "filter start-up, from $front's log:"
+if [ "${PMG_ISTIO:-0}" = 1 ] || [ "$ambient" = 1 ]; then
+  echo "  (Istio-shaped: the proxy logs at warning, as Istio's do, and the accepted configuration"
+  echo "   is recorded by the 'config' audit event)"
 else
   grep -hE "$filter_lines" "$dir/server.log" | grep -m1 'configuration accepted' | sed 's/^/  /' || true
 fi
@@ -69,11 +96,20 @@ if [ $observe = 1 ]; then
   echo "  with the alert rules of envoy-config/prometheus/alerts.yaml"
 fi
 
-# call NAME CALLER METHOD PATH [BODY]: one request through the client sidecar, as workload CALLER.
+# call NAME CALLER METHOD PATH [BODY]: one request through the client sidecar, as workload CALLER
+# (ambient: through CALLER's HBONE tunnel; plaintext: to the waypoint's chain with no tunnel).
 # With COMPRESS=1 the body is sent gzip-compressed (content-encoding: gzip).
 call() {
   local id=$1 caller=$2 method=$3 path=$4 body=${5:-}
-  local before out data=()
+  local before out data=() to=$port via=(-H "x-mesh-caller: $caller")
+  if [ "$ambient" = 1 ]; then
+    via=()
+    if [ "$caller" = plaintext ]; then
+      to=${PMG_PLAIN_PORT:-15007}
+    else
+      to=$(awk -v n="as-$caller" '$1 == n { print $2 }' "$dir/tunnels")
+    fi
+  fi
   before=$(wc -l <"$dir/received.jsonl")
   echo "$caller -> $method $path ${body:+with body $body}${COMPRESS:+ (gzip-compressed)}"
   if [ -n "$body" ]; then
@@ -83,7 +119,7 @@ call() {
       data=(-H 'content-type: application/json' -H 'content-encoding: gzip' --data-binary "@$dir/body.gz")
     fi
   fi
-  out=$(curl -sS -X "$method" "http://127.0.0.1:$port$path" -H "x-mesh-caller: $caller" \
+  out=$(curl -sS -X "$method" "http://127.0.0.1:$to$path" "${via[@]}" \
     -H "x-request-id: $id" "${data[@]}" -w '\n%{http_code}' || true)
   echo "  caller got:   $(tail -n1 <<<"$out") $(sed '$d' <<<"$out")"
   sleep 0.3
@@ -95,8 +131,9 @@ if not lines:
 for line in lines:
     r = json.loads(line)
     xfcc = dict(r["headers"]).get("x-forwarded-client-cert", "")
-    uri = next((p[4:] for p in xfcc.split(";") if p.startswith("URI=")), "none")
-    print(f"  backend saw:  {r['method']} {r['path']} body={r['body']!r} peer identity={uri}")
+    uri = next((p[4:] for p in xfcc.split(";") if p.startswith("URI=")), None)
+    peer = f" peer identity={uri}" if uri else ""
+    print(f"  backend saw:  {r['method']} {r['path']} body={r['body']!r}{peer}")
 PY
 }
 
@@ -109,16 +146,21 @@ call demo-2 newsletter POST /v1/charges '{"amount":1}'
 say "Scene 3: fraud-scoring (namespace risk) reads an order: allowed by rule risk-may-read-orders"
 call demo-3 fraud GET /v1/orders/ord_123
 
-say "Scene 4: checkout asks for /admin/../admin/keys: the sidecar normalizes the path, the deny rule wins"
+say "Scene 4: checkout asks for /admin/../admin/keys: $front normalizes the path, the deny rule wins"
 call demo-4 checkout GET /v1/charges/../../admin/keys
 
-say "Scene 5: a workload outside the mesh calls in plaintext: denied (no_mtls)"
+if [ "$ambient" = 1 ]; then
+  say "Scene 5: a request reaches the waypoint's chain without an HBONE tunnel: no tunnel identity, denied (no_mtls)"
+else
+  say "Scene 5: a workload outside the mesh calls in plaintext: denied (no_mtls)"
+fi
 call demo-5 plaintext POST /v1/charges '{"amount":1}'
 
 say "Scene 6: a certificate from a foreign trust domain (spiffe://evil.example/...): denied (untrusted_identity)"
 call demo-6 foreign POST /v1/charges '{"amount":1}'
 
 say "Scene 7: a certificate from a CA the mesh does not trust: refused in the TLS handshake, before the filter"
+[ "$ambient" = 0 ] || echo "(ambient: the tunnel is refused; the caller's connection is closed)"
 call demo-7 rogue POST /v1/charges '{"amount":1}'
 
 say "Scene 8: checkout sends a card number and an SSN: the backend receives them masked"
@@ -133,7 +175,7 @@ call demo-10 fraud GET /fixture/card-on-file.json
 say "Scene 11: checkout sends a gzip-compressed body: it cannot be scanned for card numbers, so it is refused (415)"
 COMPRESS=1 call demo-11 checkout POST /v1/charges '{"card":"4111 1111 1111 1111","amount":1299}'
 
-say "Audit events written by the filter (server sidecar log, one JSON object per line)"
+say "Audit events written by the filter ($front's log, one JSON object per line)"
 # The last scene's event may still be on its way into the log file (a loaded machine, a container's
 # log): wait for it, 10 s at most.
 for _ in $(seq 1 50); do
@@ -145,7 +187,8 @@ grep -hE "$filter_lines" "$dir/server.log" | grep -o '{"schema".*' | grep '"even
 import json, sys
 e = json.loads(sys.argv[1])
 pans = ", ".join("%s %s/%s/%s" % (place, c["found"], c["redacted"], c["passed"]) for place, c in e["pan"].items() if c["found"] or c.get("patterns"))
-print("  %-8s %-5s reason=%-18s rule=%-24s principal=%s %s %s -> %s%s" % (e["request"]["id"], e["decision"], e["reason"], e["rule"], e["principal"], e["request"]["method"], e["request"]["path"], e["status"], ("  PANs found/redacted/passed: " + pans) if pans else ""))' "$line"
+via = " (from the tunnel)" if e.get("identity_source") == "istio_waypoint" else ""
+print("  %-8s %-5s reason=%-18s rule=%-24s principal=%s%s %s %s -> %s%s" % (e["request"]["id"], e["decision"], e["reason"], e["rule"], e["principal"], via, e["request"]["method"], e["request"]["path"], e["status"], ("  PANs found/redacted/passed: " + pans) if pans else ""))' "$line"
 done
 echo "  (full events: grep -o '{\"schema\".*' $dir/server.log)"
 
@@ -214,9 +257,18 @@ fi
 
 if [ $keep = 1 ]; then
   say "The mesh keeps running"
-  cat <<EOT
+  if [ "$ambient" = 1 ]; then
+    cat <<EOT
+  send requests:  curl -s http://127.0.0.1:$(awk '$1 == "as-checkout" { print $2 }' "$dir/tunnels")/v1/charges -X POST -d '{}'
+                  (through checkout's tunnel; the other callers' tunnels are in $dir/tunnels)
+EOT
+  else
+    cat <<EOT
   send requests:  curl -s http://127.0.0.1:$port/v1/charges -X POST -H 'x-mesh-caller: checkout' -d '{}'
                   (x-mesh-caller: checkout | newsletter | fraud | foreign | rogue | plaintext)
+EOT
+  fi
+  cat <<EOT
   what arrived:   tail -f $dir/received.jsonl
   audit events:   tail -f $dir/server.log | grep -o '{"schema".*'
   stop it:        scripts/mesh.sh down $dir

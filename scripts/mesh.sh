@@ -25,6 +25,12 @@
 # the plugin's configuration delivered by ECDS (scripts/ecds.py), Istio's RBAC after the plugin, Envoy
 # started with the sidecar's log flags (--log-level warning --component-log-level misc:error). It has
 # the inbound mTLS and plaintext listeners only.
+# With PMG_AMBIENT=1 the mesh has Istio ambient's shape instead: a waypoint for payments-api
+# (envoy-config/waypoint.yaml: HBONE on PMG_HBONE_PORT=15008, the plugin on its internal listener,
+# Istio's log flags; a bypass listener on PMG_PLAIN_PORT reaches the plugin with no tunnel) and a
+# ztunnel stand-in (envoy-config/ztunnel.yaml) with one listener per caller that tunnels what it
+# receives over HBONE with that caller's certificate. DIR/tunnels lists those listeners ("as-NAME
+# PORT"). The plugin configuration must say identity.source "istio_waypoint".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -36,6 +42,8 @@ raw_port=${PMG_RAW_PORT:-15009}
 backend_port=${PMG_BACKEND_PORT:-18080}
 grpc_backend_port=${PMG_GRPC_BACKEND_PORT:-18081}
 otel_port=${PMG_OTEL_PORT:-4318}
+hbone_port=${PMG_HBONE_PORT:-15008}
+ambient=${PMG_AMBIENT:-0}
 wasm=${PMG_WASM:-$root/target/wasm32-wasip1/release/pci_mesh_guard.wasm}
 native=${PMG_NATIVE:-0}
 if [ "$native" = 1 ]; then
@@ -47,6 +55,10 @@ case "$container" in
   "" | docker | podman) ;;
   *) echo "PMG_CONTAINER must be docker or podman, not $container" >&2; exit 2 ;;
 esac
+if [ "$ambient" = 1 ] && { [ -n "$container" ] || [ "${PMG_ISTIO:-0}" = 1 ]; }; then
+  echo "PMG_AMBIENT=1 runs in processes, with neither PMG_CONTAINER nor PMG_ISTIO" >&2
+  exit 2
+fi
 
 # compose ARGS...: docker compose or podman-compose on envoy-config/docker-compose.yaml, with the
 # runtime's sandbox options (scripts/container-env.sh) and the mesh's variables.
@@ -152,7 +164,16 @@ up() {
     # Paths as the containers see them: the mesh directory and the filter are mounted read-only.
     pki=/mesh/pki
   fi
-  if [ "${PMG_ISTIO:-0}" = 1 ]; then
+  if [ "$ambient" = 1 ]; then
+    render "$root/envoy-config/waypoint.yaml" "$dir/server.yaml" "PKI=$pki" \
+      "PMG_FILTER=$root/envoy-config/filter-$([ "$native" = 1 ] && echo native || echo wasm).yaml" \
+      "WASM=$wasm" "PLUGIN_CONFIG_FILE=$dir/plugin-config.json" "BACKEND_PORT=$backend_port" \
+      "GRPC_BACKEND_PORT=$grpc_backend_port" "HBONE_PORT=$hbone_port" "BYPASS_PORT=$plain_port" \
+      "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port" \
+      "AUDIT_LOG=$dir/audit.log"
+    render "$root/envoy-config/ztunnel.yaml" "$dir/client.yaml" "PKI=$pki" "HBONE_PORT=$hbone_port" \
+      "DESTINATION=127.0.0.1:$backend_port" "TUNNEL_PORT=0"
+  elif [ "${PMG_ISTIO:-0}" = 1 ]; then
     mkdir -p "$dir/ecds"
     deliver "$dir" "$dir/plugin-config.json"
     render "$root/envoy-config/istio-shaped-sidecar.yaml" "$dir/server.yaml" "PKI=$pki" \
@@ -167,7 +188,7 @@ up() {
     "AUDIT_KEY=$(cat "$dir/audit.key")" "TOKEN_KEY=$(cat "$dir/token.key")" "OTEL_PORT=$otel_port" \
     "AUDIT_LOG=$([ -n "$container" ] && echo /mesh/audit.log || echo "$dir/audit.log")"
   fi
-  render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
+  [ "$ambient" = 1 ] || render "$root/envoy-config/client-sidecar.yaml" "$dir/client.yaml" "PKI=$pki" \
     "SERVER_MTLS_PORT=$mtls_port" "SERVER_PLAIN_PORT=$plain_port" "OUTBOUND_PORT=$outbound_port" \
     "SERVER_TLS_ANY_PORT=$tls_any_port" "SERVER_RAW_PORT=$raw_port"
 
@@ -207,7 +228,7 @@ up() {
   envoy=$("$root/scripts/envoy.sh")
   for side in server client; do
     local flags=()
-    if [ "$side" = server ] && [ "${PMG_ISTIO:-0}" = 1 ]; then
+    if [ "$side" = server ] && { [ "${PMG_ISTIO:-0}" = 1 ] || [ "$ambient" = 1 ]; }; then
       flags=(--log-level warning --component-log-level misc:error)
     fi
     if [ "$native" = 1 ]; then
@@ -225,6 +246,11 @@ up() {
       exit 1
     }
   done
+  if [ "$ambient" = 1 ]; then
+    # The ztunnel stand-in's listeners took free ports: one per caller.
+    curl -fsS "http://$(cat "$dir/client.admin")/listeners" |
+      sed -n 's/^\(as-[a-z-]*\)::127\.0\.0\.1:\([0-9]*\)$/\1 \2/p' >"$dir/tunnels"
+  fi
 }
 
 # deliver DIR CONFIG.json: the plugin configuration to the Istio-shaped server sidecar, by ECDS.

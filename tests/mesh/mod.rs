@@ -1284,6 +1284,7 @@ pub fn script(name: &str, envoy: &Envoy) -> Command {
         "PMG_GRPC_BACKEND_PORT",
         "PMG_OTEL_PORT",
         "PMG_PROMETHEUS_PORT",
+        "PMG_HBONE_PORT",
     ];
     for (var, port) in vars.iter().zip(free_ports(vars.len())) {
         cmd.env(var, port.to_string());
