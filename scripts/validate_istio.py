@@ -3,6 +3,10 @@
 generated from the CRD schemas Istio publishes), and prints the plugin configuration each manifest
 carries, one JSON object per line, for the caller to check further.
 
+TrafficExtension (Istio 1.30) is newer than any published models: it is checked against
+schemas/istio-trafficextension-v1alpha1.schema.json (its CRD's fields, types, enums and bounds) and
+the CEL rules of that CRD, restated in `traffic_extension_rules` below.
+
 A field the type does not define is an error, as it is for `kubectl apply` (strict field validation,
 the default since Kubernetes 1.27); the models alone would ignore it, so the manifest is compared with
 what the model kept.
@@ -10,7 +14,11 @@ what the model kept.
 usage: validate_istio.py MANIFEST.yaml...
 """
 import json
+import os
 import sys
+from urllib.parse import urlparse
+
+import jsonschema
 
 import pydantic
 import yaml
@@ -43,9 +51,56 @@ def unknown_fields(given, kept, path=""):
     return []
 
 
+TRAFFIC_EXTENSION = ("extensions.istio.io/v1alpha1", "TrafficExtension")
+SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "schemas")
+
+
+def traffic_extension_rules(spec):
+    """The CRD's CEL rules (x-kubernetes-validations), which a JSON schema cannot say."""
+    out = []
+    if "selector" in spec and "targetRefs" in spec:
+        out.append("spec: only one of targetRefs or selector can be set")
+    if ("wasm" in spec) == ("lua" in spec):
+        out.append("spec: exactly one of wasm or lua must be set")
+    labels = spec.get("selector", {}).get("matchLabels", {})
+    if any("*" in k or not k for k in labels) or any("*" in v for v in labels.values()):
+        out.append("spec.selector.matchLabels: wildcards and empty keys are not allowed")
+    for i, ref in enumerate(spec.get("targetRefs", [])):
+        if ref.get("namespace"):
+            out.append(f"spec.targetRefs[{i}].namespace: cross namespace referencing is not supported")
+    ports = [p.get("number") for m in spec.get("match", []) for p in m.get("ports", [])]
+    if len(ports) != len(set(ports)):
+        out.append("spec.match.ports: a port number is listed twice")
+    wasm = spec.get("wasm", {})
+    if "url" in wasm:
+        url = wasm["url"]
+        scheme = urlparse(url if "://" in url else "http://" + url).scheme
+        if scheme not in ("", "http", "https", "file", "oci"):
+            out.append(f"spec.wasm.url: scheme {scheme!r} is not one of http, https, file, oci")
+    env = wasm.get("vmConfig", {}).get("env", [])
+    names = [e.get("name") for e in env]
+    if len(names) != len(set(names)):
+        out.append("spec.wasm.vmConfig.env: a name is listed twice")
+    for i, e in enumerate(env):
+        if e.get("valueFrom") == "HOST" and "value" in e:
+            out.append(f"spec.wasm.vmConfig.env[{i}]: value may only be set when valueFrom is INLINE")
+    return out
+
+
+def check_traffic_extension(path, doc):
+    schema = json.load(open(os.path.join(SCHEMAS, "istio-trafficextension-v1alpha1.schema.json")))
+    errors = [
+        f"{path}: {'.'.join(map(str, e.absolute_path)) or '.'}: {e.message}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)
+    ]
+    return errors + [f"{path}: {e}" for e in traffic_extension_rules(doc.get("spec") or {})]
+
+
 def check(path, doc):
     """Errors of one document, as lines."""
     key = (doc.get("apiVersion"), doc.get("kind"))
+    if key == TRAFFIC_EXTENSION:
+        return check_traffic_extension(path, doc)
     model = TYPES.get(key)
     if model is None:
         return [f"{path}: no schema for {key}"]
@@ -70,6 +125,9 @@ def main():
             spec = doc.get("spec", {})
             if doc.get("kind") == "WasmPlugin":
                 print(json.dumps({"file": path, "config": json.dumps(spec.get("pluginConfig", {}))}))
+            elif doc.get("kind") == "TrafficExtension" and "wasm" in spec:
+                config = spec["wasm"].get("pluginConfig", {})
+                print(json.dumps({"file": path, "config": json.dumps(config)}))
             elif doc.get("kind") == "EnvoyFilter":
                 for p in spec.get("configPatches", []):
                     typed = p["patch"]["value"]["typed_config"]

@@ -28,6 +28,8 @@ fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
         "envoyfilter-native.yaml",
         "telemetry.yaml",
         "peerauthentication.yaml",
+        "wasmplugin-waypoint.yaml",
+        "trafficextension.yaml",
     ]
     .iter()
     .map(|f| mesh::root().join("envoy-config/istio").join(f))
@@ -42,7 +44,7 @@ fn wasmplugin_and_envoyfilter_validate_and_carry_accepted_configurations() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(configs.len(), 3, "one plugin configuration per manifest");
+    assert_eq!(configs.len(), 5, "one plugin configuration per manifest");
     for c in configs {
         let text = c["config"].as_str().unwrap();
         let policy = Policy::parse(text.as_bytes())
@@ -133,6 +135,135 @@ fn the_validator_refuses_a_manifest_istio_would_refuse() {
         assert!(good.contains(from), "the manifest no longer has {from:?}");
         let bad = dir.join(name);
         std::fs::write(&bad, good.replace(from, to)).unwrap();
+        let out = validate(&[bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} passed validation");
+        assert!(stderr.contains(named), "{name}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// YAML of a manifest under `envoy-config/istio/`, as JSON.
+fn manifest(file: &str) -> serde_json::Value {
+    let out = Command::new(mesh::tools_python())
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(mesh::root().join("envoy-config/istio").join(file))
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The waypoint's WasmPlugin and its TrafficExtension twin attach to the waypoint the only way a
+/// waypoint takes (targetRefs), carry the same plugin, and have it take the caller from the tunnel.
+#[test]
+fn the_waypoint_manifests_target_the_waypoint_and_take_the_tunnel_identity() {
+    let plugin = manifest("wasmplugin-waypoint.yaml");
+    let extension = manifest("trafficextension.yaml");
+    let (p, e) = (&plugin["spec"], &extension["spec"]);
+    let waypoint = serde_json::json!([{
+        "kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "waypoint"
+    }]);
+    for (name, spec) in [("WasmPlugin", p), ("TrafficExtension", e)] {
+        assert_eq!(spec["targetRefs"], waypoint, "{name}");
+        assert!(
+            spec.get("selector").is_none(),
+            "{name}: a waypoint ignores selector"
+        );
+        assert_eq!(spec["phase"], "AUTHZ", "{name}");
+    }
+    let w = &e["wasm"];
+    for field in [
+        "url",
+        "sha256",
+        "imagePullPolicy",
+        "failStrategy",
+        "type",
+        "vmConfig",
+        "pluginConfig",
+    ] {
+        assert_eq!(
+            w[field], p[field],
+            "TrafficExtension wasm.{field} differs from the WasmPlugin's"
+        );
+    }
+    assert_eq!(w["failStrategy"], "FAIL_CLOSE");
+    let config = serde_json::to_string(&p["pluginConfig"]).unwrap();
+    let policy = Policy::parse(config.as_bytes()).unwrap();
+    assert_eq!(
+        policy.authorizer.source,
+        pci_mesh_guard::identity::IdentitySource::IstioWaypoint
+    );
+}
+
+/// What the TrafficExtension's CRD refuses, its schema and rules refuse too.
+#[test]
+fn the_validator_refuses_a_traffic_extension_istio_would_refuse() {
+    let dir = std::env::temp_dir().join(format!("pmg-te-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good =
+        std::fs::read_to_string(mesh::root().join("envoy-config/istio/trafficextension.yaml"))
+            .unwrap();
+    for (name, from, to, named) in [
+        (
+            "unknown-field.yaml",
+            "phase: AUTHZ",
+            "phaze: AUTHZ",
+            "phaze",
+        ),
+        (
+            "bad-phase.yaml",
+            "phase: AUTHZ",
+            "phase: EXECUTION_PHASE_AUTHZ",
+            "spec.phase",
+        ),
+        (
+            "bad-strategy.yaml",
+            "failStrategy: FAIL_CLOSE",
+            "failStrategy: FAIL_SOMETIMES",
+            "spec.wasm.failStrategy",
+        ),
+        (
+            "bad-digest.yaml",
+            "sha256: \"0000",
+            "sha256: \"000",
+            "spec.wasm.sha256",
+        ),
+        (
+            "selector-and-target.yaml",
+            "spec:\n  targetRefs:",
+            "spec:\n  selector: {matchLabels: {app: payments-api}}\n  targetRefs:",
+            "only one of targetRefs or selector",
+        ),
+        (
+            "wasm-and-lua.yaml",
+            "  phase: AUTHZ",
+            "  phase: AUTHZ\n  lua: {inlineCode: 'function envoy_on_request(h) end'}",
+            "exactly one of wasm or lua",
+        ),
+        (
+            "cross-namespace.yaml",
+            "    name: waypoint",
+            "    name: waypoint\n    namespace: istio-system",
+            "cross namespace",
+        ),
+        (
+            "host-with-value.yaml",
+            "      - name: PCI_MESH_GUARD_AUDIT_KEY\n        valueFrom: HOST",
+            "      - name: PCI_MESH_GUARD_AUDIT_KEY\n        valueFrom: HOST\n        value: x",
+            "value may only be set",
+        ),
+    ] {
+        assert!(good.contains(from), "the manifest no longer has {from:?}");
+        let bad = dir.join(name);
+        std::fs::write(&bad, good.replacen(from, to, 1)).unwrap();
         let out = validate(&[bad]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name} passed validation");
