@@ -9,6 +9,8 @@ Answers:
                    with ?encoding=gzip, gzip-compressed and labelled so (whatever the request's
                    accept-encoding says, as a careless upstream would)
   /reset-midway    a JSON body with a card number, cut off after its first half by a TCP reset
+  /v1/stream-card  a card number in a response header (x-card-on-file), and a chunked body whose
+                   card number is split across two chunks written 50 ms apart
   anything else    {"ok": true, "received_bytes": N}
 A request header `x-backend-status: NNN` sets the response status.
 """
@@ -22,6 +24,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -90,6 +93,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/reset-midway"):
             self.reset_midway()
             return
+        if self.path.startswith("/v1/stream-card"):
+            self.stream_card()
+            return
         status = int(self.headers.get("x-backend-status", "200"))
         ctype, encoding = "application/json", None
         if self.path.startswith("/fixture/"):
@@ -113,6 +119,20 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(out)
+
+    def stream_card(self):
+        """A card number in a header, and one in a body that streams in two chunks."""
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("x-card-on-file", "5555555555554444")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for part in (b"card on file: 4111 1111 11", b"11 1111, thank you"):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def reset_midway(self):
         """Promises a body, sends the first half of it (a card number among it), then resets."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generates the test PKI of the local mesh into DIR (default .work/pki): a mesh CA, the server
-# workload, caller workloads in several namespaces, one caller from a foreign trust domain, and one
-# signed by a CA the mesh does not trust. Keys are made fresh each run and never leave DIR.
+# workload, caller workloads in several namespaces, one caller from a foreign trust domain, one
+# signed by a CA the mesh does not trust, and one whose certificate names two SPIFFE IDs. Keys are made fresh each run and never leave DIR.
 #
 # Files: ca.pem, rogue-ca.pem, and <name>.pem + <name>.key for each workload below.
 set -euo pipefail
@@ -20,6 +20,8 @@ workloads=(
   "fraud|spiffe://cluster.local/ns/risk/sa/fraud-scoring|ca"
   "foreign|spiffe://evil.example/ns/shop/sa/checkout|ca"
   "rogue|spiffe://cluster.local/ns/shop/sa/checkout|rogue-ca"
+  # Two URI SANs: checkout's ID, then fraud-scoring's.
+  "two-ids|spiffe://cluster.local/ns/shop/sa/checkout,URI:spiffe://cluster.local/ns/risk/sa/fraud-scoring|ca"
 )
 
 make_ca() { # name, subject
