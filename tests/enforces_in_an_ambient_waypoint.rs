@@ -188,7 +188,10 @@ fn card_numbers_are_masked_both_ways_through_the_tunnel_unless_granted() {
         let streamed = get(&mesh, "checkout", "/v1/stream-card", "pan-resp-stream");
         assert_eq!(streamed.status, 200, "Envoy {envoy}");
         assert_eq!(streamed.header("x-card-on-file"), Some("************4444"));
-        assert_eq!(streamed.text(), "card on file: **** **** **** 1111, thank you");
+        assert_eq!(
+            streamed.text(),
+            "card on file: **** **** **** 1111, thank you"
+        );
         let e = mesh.access_event("pan-resp-stream");
         assert_eq!(e["pan"]["response_headers"]["redacted"], 1, "{e}");
         assert_eq!(e["pan"]["response_body"]["redacted"], 1, "{e}");
