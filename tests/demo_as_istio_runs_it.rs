@@ -6,23 +6,33 @@
 
 mod mesh;
 
+/// Runs `scripts/demo.sh` as `shape` sets it up, in a directory of its own, and returns what it
+/// printed; fails the test if the demo fails.
+fn demo(envoy: &mesh::Envoy, name: &str, shape: impl FnOnce(&mut std::process::Command)) -> String {
+    let dir = mesh::root()
+        .join("target/e2e")
+        .join(format!("demo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cmd = mesh::script("demo.sh", envoy);
+    cmd.env("PMG_DEMO_DIR", &dir);
+    shape(&mut cmd);
+    let out = cmd.output().expect("run scripts/demo.sh");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "the demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[test]
 fn the_demo_runs_on_an_istio_shaped_sidecar() {
     for envoy in mesh::each_build() {
-        let dir = mesh::root()
-            .join("target/e2e")
-            .join(format!("demo-istio-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut cmd = mesh::script("demo.sh", &envoy);
-        cmd.env("PMG_ISTIO", "1").env("PMG_DEMO_DIR", &dir);
-        let out = cmd.output().expect("run scripts/demo.sh");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            out.status.success(),
-            "the demo failed:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = demo(&envoy, "istio", |cmd| {
+            cmd.env("PMG_ISTIO", "1");
+        });
         // The same access events in both builds; the wasm build writes one more config event, in
         // a chain of its own, from the VM Envoy starts on the main thread besides the worker's and
         // the one that checks the configuration; the native build has the main thread's chain and
@@ -60,20 +70,9 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
 #[test]
 fn the_demo_runs_through_an_ambient_waypoint() {
     for envoy in mesh::each_build() {
-        let dir = mesh::root()
-            .join("target/e2e")
-            .join(format!("demo-ambient-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut cmd = mesh::script("demo.sh", &envoy);
-        cmd.arg("--ambient").env("PMG_DEMO_DIR", &dir);
-        let out = cmd.output().expect("run scripts/demo.sh --ambient");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            out.status.success(),
-            "the demo failed:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = demo(&envoy, "ambient", |cmd| {
+            cmd.arg("--ambient");
+        });
         for want in [
             "in Istio ambient's shape",
             // Denied on the tunnel's identity.

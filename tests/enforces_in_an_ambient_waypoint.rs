@@ -33,6 +33,18 @@ fn start(envoy: &mesh::Envoy, name: &str) -> Mesh {
     Mesh::builder(envoy, name).config(POLICY).ambient().up()
 }
 
+/// The waypoint's audit trail holds events, and every chain of it verifies.
+fn trail_verifies(mesh: &Mesh) {
+    let report = mesh.verify_audit();
+    assert!(
+        report.problems.is_empty() && report.events > 0,
+        "Envoy {}: {} events, problems {:?}",
+        mesh.envoy,
+        report.events,
+        report.problems
+    );
+}
+
 fn get(mesh: &Mesh, caller: &str, path: &str, id: &str) -> Response {
     mesh.send(caller, Request::get(path).header("x-request-id", id))
 }
@@ -127,13 +139,7 @@ fn callers_are_judged_by_the_identity_of_their_tunnel() {
                 .any(|e| e["request"]["id"] == "ambient-rogue"),
             "Envoy {envoy}: the handshake fails before the filter"
         );
-        let report = mesh.verify_audit();
-        assert!(
-            report.problems.is_empty() && report.events > 0,
-            "Envoy {envoy}: {} events, problems {:?}",
-            report.events,
-            report.problems
-        );
+        trail_verifies(&mesh);
     }
 }
 
@@ -211,13 +217,7 @@ fn card_numbers_are_masked_both_ways_through_the_tunnel_unless_granted() {
         assert_eq!(e["rule"], "fraud-reads-cards", "{e}");
         assert_eq!(e["principal"], FRAUD, "{e}");
         assert_eq!(e["pan"]["response_body"]["passed"], 1, "{e}");
-        let report = mesh.verify_audit();
-        assert!(
-            report.problems.is_empty() && report.events > 0,
-            "Envoy {envoy}: {} events, problems {:?}",
-            report.events,
-            report.problems
-        );
+        trail_verifies(&mesh);
     }
 }
 

@@ -676,15 +676,7 @@ impl<'a> MeshBuilder<'a> {
                 ],
             );
             // Started as Istio starts a waypoint's proxy, with the same log flags as a sidecar.
-            let flags: Vec<String> = ISTIO_LOG_FLAGS.iter().map(|f| f.to_string()).collect();
-            let mine = std::mem::replace(&mut mesh.envoy_args, flags);
-            let admin = mesh.start_envoy("server", &yaml);
-            mesh.envoy_args = mine;
-            let admin = admin?;
-            let ports = listener_ports(&admin);
-            mesh.server_mtls = port_of(&ports, "connect_terminate");
-            mesh.server_plain = port_of(&ports, "bypass");
-            mesh.server_admin = admin;
+            mesh.start_istio_server(&yaml, "connect_terminate", "bypass")?;
             let ztunnel = render(
                 "ztunnel.yaml",
                 &[
@@ -717,15 +709,7 @@ impl<'a> MeshBuilder<'a> {
                     ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
                 ],
             );
-            let flags: Vec<String> = ISTIO_LOG_FLAGS.iter().map(|f| f.to_string()).collect();
-            let mine = std::mem::replace(&mut mesh.envoy_args, flags.clone());
-            let admin = mesh.start_envoy("server", &yaml);
-            mesh.envoy_args = mine;
-            let admin = admin?;
-            let ports = listener_ports(&admin);
-            mesh.server_mtls = port_of(&ports, "inbound_mtls");
-            mesh.server_plain = port_of(&ports, "inbound_plaintext");
-            mesh.server_admin = admin;
+            mesh.start_istio_server(&yaml, "inbound_mtls", "inbound_plaintext")?;
             // The client's routes to listeners this sidecar does not have lead nowhere.
             (free_port(), free_port())
         } else {
@@ -978,6 +962,26 @@ impl Mesh {
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         self.procs.push(Proc { name, child, log });
+    }
+
+    /// Starts the server-side Envoy with Istio's log flags (whatever the mesh's own arguments),
+    /// and notes its admin address and the ports of its mTLS and plaintext listeners.
+    fn start_istio_server(
+        &mut self,
+        yaml: &str,
+        mtls: &str,
+        plain: &str,
+    ) -> Result<(), StartError> {
+        let flags: Vec<String> = ISTIO_LOG_FLAGS.iter().map(|f| f.to_string()).collect();
+        let mine = std::mem::replace(&mut self.envoy_args, flags);
+        let admin = self.start_envoy("server", yaml);
+        self.envoy_args = mine;
+        let admin = admin?;
+        let ports = listener_ports(&admin);
+        self.server_mtls = port_of(&ports, mtls);
+        self.server_plain = port_of(&ports, plain);
+        self.server_admin = admin;
+        Ok(())
     }
 
     /// Starts an Envoy and waits until its admin says it is ready; returns the admin address.
