@@ -12,7 +12,7 @@
 #                               tunnelled over HBONE by a ztunnel stand-in to a waypoint, whose
 #                               internal listener runs the plugin (identity.source istio_waypoint)
 # PMG_CONTAINER=docker|podman runs the sidecars in containers instead (PMG_DOCKER=1 is docker; see
-# scripts/mesh.sh and the README's "Docker and Podman").
+# scripts/mesh.sh and the book's "Docker and Podman", docs/src/deploying/containers.md).
 # PMG_DEMO_DIR: where the mesh's state and logs go (default .work/demo).
 # PMG_ISTIO=1 shapes the server sidecar as Istio runs it (its configuration by ECDS, Istio's RBAC after
 # it, the sidecar's log flags) and ends with a configuration change delivered at run time.

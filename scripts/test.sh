@@ -4,6 +4,7 @@
 #   the native module (scripts/build-module.sh),
 #   `cargo test` natively (unit tests, then the end-to-end suite against both builds: the .wasm under
 #   real Envoy 1.40.0 and 1.36.4, the native module under 1.40.0),
+#   the documentation book (scripts/book.sh: built, links and anchors checked),
 #   the core's tests inside a wasm engine (wasm-bindgen-test under Node), the dependency policy
 #   and SBOM (scripts/supply-chain.sh), and a smoke run of each fuzz target (scripts/fuzz.sh).
 # ENVOY_BIN=/path/to/envoy tests against that Envoy alone instead of the pinned PyPI builds.
@@ -29,6 +30,9 @@ cargo clippy --quiet --all-targets -- -D warnings
 cargo clippy --quiet --lib --tests --features envoy-module -- -D warnings
 cargo clippy --quiet --lib --target wasm32-wasip1 -- -D warnings
 cargo clippy --quiet --tests --no-default-features --target wasm32-unknown-unknown -- -D warnings
+
+step "the book: mdbook build (warnings are errors), every internal link and anchor checked"
+scripts/book.sh
 
 step "build the filter: the .wasm and the native module"
 cargo build --quiet --release --lib --target wasm32-wasip1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need beyond cargo itself, idempotently:
-# the wasm targets, wasm-bindgen-test-runner (the version Cargo.lock pins, into .tools/), and checks
+# the wasm targets, wasm-bindgen-test-runner (the version Cargo.lock pins, into .tools/), mdbook
+# (pinned, into .tools/), and checks
 # for the system tools the mesh uses (python3, openssl, node), the OCI image test (skopeo,
 # docker-registry) and the metrics tests (Debian's prometheus, with promtool), installing them from
 # Debian when run as root; and Podman with runc for the container path, when it can.
@@ -46,6 +47,15 @@ if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
     apt-get install -y -qq --no-install-recommends podman runc >/dev/null 2>&1 \
       || { apt-get update -qq && apt-get install -y -qq --no-install-recommends podman runc >/dev/null; }
   fi
+fi
+
+# mdbook builds the documentation book (scripts/book.sh), pinned; without its web server and
+# file watcher, which building needs neither of.
+mdbook_version=0.5.4
+if [ "$("$root/.tools/bin/mdbook" --version 2>/dev/null)" != "mdbook v$mdbook_version" ]; then
+  echo "installing mdbook $mdbook_version into .tools/ (a minute or two, once)" >&2
+  cargo install --quiet --locked --force --root "$root/.tools" mdbook --version "$mdbook_version" \
+    --no-default-features --features search
 fi
 
 # wasm-bindgen-test-runner must match the wasm-bindgen version in Cargo.lock exactly.

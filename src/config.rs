@@ -15,6 +15,8 @@ use crate::lint::{lint, Finding};
 use crate::pan::{Masking, Pattern};
 
 mod audit;
+mod keys;
+pub use keys::accepted_keys;
 
 pub use audit::AuditSettings;
 use audit::{compile_audit, RawAudit};

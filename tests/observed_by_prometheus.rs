@@ -61,13 +61,12 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
 }
 
 #[test]
-fn every_alert_has_a_severity_a_unit_test_and_a_runbook_in_the_readme() {
+fn every_alert_has_a_severity_a_unit_test_and_a_runbook_page() {
     let names = alert_names();
     assert!(names.len() >= 9, "{names:?}");
     let dir = mesh::root().join("envoy-config/prometheus");
     let rules = std::fs::read_to_string(dir.join("alerts.yaml")).unwrap();
     let tests = std::fs::read_to_string(dir.join("alerts_test.yaml")).unwrap();
-    let readme = std::fs::read_to_string(mesh::root().join("README.md")).unwrap();
     for (i, name) in names.iter().enumerate() {
         let rule = rules
             .split("- alert: ")
@@ -78,11 +77,23 @@ fn every_alert_has_a_severity_a_unit_test_and_a_runbook_in_the_readme() {
             "{name}: no severity"
         );
         assert!(rule.contains("summary: "), "{name}: no summary");
-        let anchor = format!("runbook: \"README.md#{}\"", name.to_lowercase());
-        assert!(rule.contains(&anchor), "{name}: no {anchor}");
+        // The runbook: a page of the book whose title is the alert's name.
+        let url = rule
+            .split("runbook_url: \"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("{name}: no runbook_url"));
+        let page = std::fs::read_to_string(mesh::root().join(url))
+            .unwrap_or_else(|e| panic!("{name}: runbook_url {url}: {e}"));
         assert!(
-            readme.contains(&format!("\n#### {name}\n")),
-            "{name}: no runbook section '#### {name}' in the README"
+            page.starts_with(&format!("# {name}\n")),
+            "{name}: {url} is not its runbook"
+        );
+        let summary = std::fs::read_to_string(mesh::root().join("docs/src/SUMMARY.md")).unwrap();
+        let in_book = url.trim_start_matches("docs/src/");
+        assert!(
+            summary.contains(&format!("({in_book})")),
+            "{name}: {url} is not in the book"
         );
         let cases = tests.matches(&format!("alertname: {name}\n")).count();
         assert!(

@@ -1,7 +1,7 @@
 //! The dependency inventory (PCI DSS 6.3.2): `scripts/supply-chain.sh` passes cargo-deny's
 //! license, ban and source checks, and writes a CycloneDX SBOM that is valid against the schema and
 //! lists exactly the crates the module is built from; the license policy does refuse a license it
-//! does not list; and the README justifies every direct dependency.
+//! does not list; and the book (Developing) justifies every direct dependency.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod mesh;
@@ -121,9 +121,10 @@ fn the_license_policy_refuses_a_license_it_does_not_list() {
 }
 
 #[test]
-fn the_readme_justifies_every_direct_dependency() {
+fn the_book_justifies_every_direct_dependency() {
     let manifest = std::fs::read_to_string(mesh::root().join("Cargo.toml")).unwrap();
-    let readme = std::fs::read_to_string(mesh::root().join("README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(mesh::root().join("docs/src/developing/index.md")).unwrap();
     let mut in_deps = false;
     let mut names = vec![];
     for line in manifest.lines() {
@@ -141,7 +142,7 @@ fn the_readme_justifies_every_direct_dependency() {
     for name in names {
         assert!(
             readme.contains(&format!("\n| `{name}` |")),
-            "the README's dependency table has no line for {name}"
+            "the dependency table of docs/src/developing/index.md has no line for {name}"
         );
     }
 }

@@ -88,7 +88,7 @@ pub fn trail_unavailable<H: Host>(host: &H, auditor: &SharedAuditor, sink: Sink)
 pub const AUDIT_STATE: &str = "pmg_audit";
 /// The dynamic metadata (namespace, key) set `true` beside each access event's filter state,
 /// where the host can: an access log selects those streams with a `metadata_filter`, cheaper than
-/// an expression over the filter state (see the README's `access_log` sink).
+/// an expression over the filter state (see the book's Sinks page, docs/src/audit/sinks.md).
 pub const AUDIT_METADATA: (&str, &str) = ("pci_mesh_guard", "audit_event");
 
 /// Writes a request's access event: with the `access_log` sink into the stream's filter state,
