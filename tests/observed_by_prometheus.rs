@@ -256,3 +256,43 @@ fn the_demo_trips_alerts_in_a_real_prometheus_and_feeds_every_dashboard_query() 
         drop(kept);
     }
 }
+
+/// The alert rules as a PrometheusRule and the dashboard as a ConfigMap (envoy-config/kubernetes/)
+/// are what scripts/ops_manifests.py makes of their one source each, and valid for the operator's
+/// and Kubernetes' resource types; a field those types do not define is refused.
+#[test]
+fn the_kubernetes_forms_of_rules_and_dashboard_follow_their_sources_and_validate() {
+    let script = mesh::root().join("scripts/ops_manifests.py");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(mesh::tools_python())
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("run scripts/ops_manifests.py")
+    };
+    let out = run(&["--check".as_ref()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = mesh::root().join("envoy-config/kubernetes");
+    let rule = std::fs::read_to_string(dir.join("prometheusrule.yaml")).unwrap();
+    for name in alert_names() {
+        assert!(rule.contains(&format!("- alert: {name}\n")), "{name}");
+    }
+    let map = std::fs::read_to_string(dir.join("grafana-dashboard-configmap.yaml")).unwrap();
+    assert!(map.contains("grafana_dashboard: '1'") || map.contains("grafana_dashboard: \"1\""));
+
+    let bad = std::env::temp_dir().join(format!("pmg-rule-{}.yaml", std::process::id()));
+    std::fs::write(
+        &bad,
+        rule.replacen("      expr: |", "      expresion: up\n      expr: |", 1),
+    )
+    .unwrap();
+    let out = run(&["--validate".as_ref(), bad.as_os_str()]);
+    let _ = std::fs::remove_file(&bad);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an unknown field passed");
+    assert!(said.contains("rules[0].expresion: unknown field"), "{said}");
+}
