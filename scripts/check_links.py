@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Checks every internal link of the documentation: the rendered book (each relative link's file
-exists inside the book, and its anchor is an id of that page) and README.md (each relative link's
+"""Checks every internal link and image of the documentation: the rendered book (each relative
+link's or image's file exists inside the book, and a link's anchor is an id of that page) and README.md (each relative link's
 file exists in the repository, and its anchor is a heading of that Markdown file, in GitHub's slug
 form). Prints each broken link and exits 1 if there is one.
 
@@ -24,6 +24,8 @@ class Page(html.parser.HTMLParser):
             self.ids.add(a["id"])
         if tag == "a" and a.get("href") is not None:
             self.links.append(a["href"])
+        if tag == "img" and a.get("src") is not None:
+            self.links.append(a["src"])
 
 
 def external(href):
@@ -77,7 +79,7 @@ def check_markdown(md):
     broken = []
     text = open(md, encoding="utf-8").read()
     text = re.sub(r"```.*?```", "", text, flags=re.S)
-    for href in re.findall(r"\]\(([^)\s]+)\)", text):
+    for href in re.findall(r"\]\(([^)\s]+)\)", text):  # links and images
         if external(href):
             continue
         target, _, anchor = href.partition("#")

@@ -7,16 +7,19 @@
 //! `Graph` sums them per caller → callee edge; the sum does not depend on the order of the events,
 //! so the logs of several sidecars can be read in any order.
 
+pub mod layout;
 mod render;
 mod scope;
+mod svg;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
-pub use render::{dot, markdown, svg, Provenance};
+pub use render::{dot, markdown, Provenance};
 pub use scope::{findings, scope, Finding, Scope, ScopeEntry, Standing};
+pub use svg::svg;
 
 /// The caller of a request with no established identity: a workload outside the mesh, or one
 /// whose sidecar has no certificate. It cannot be told apart from another such caller.

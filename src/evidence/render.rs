@@ -1,14 +1,11 @@
-//! The evidence as Graphviz DOT (the data-flow diagram) and as a Markdown report.
+//! The evidence as Graphviz DOT (the data-flow diagram, for those who draw it with Graphviz) and as
+//! a Markdown report.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use layout::backends::svg::SVGWriter;
-use layout::core::format::{ClipHandle, RenderBackend};
-use layout::core::geometry::Point;
-use layout::core::style::StyleAttr;
-use layout::gv::{DotParser, GraphBuilder};
-
+use super::layout::edge_label;
+use super::svg::fill;
 use super::{namespace_of, trust_domain_of, Finding, Graph, Scope, Standing, UNIDENTIFIED};
 
 /// A DOT string literal.
@@ -17,12 +14,7 @@ fn quoted(s: &str) -> String {
 }
 
 fn colour(s: Option<Standing>) -> &'static str {
-    match s {
-        Some(Standing::CardholderDataEnvironment) => "#f4b6b6",
-        Some(Standing::ConnectedTo) => "#f9d9a8",
-        Some(Standing::OutOfScopeCandidate) => "#c8e6c9",
-        Some(Standing::Unidentified) | None => "#e0e0e0",
-    }
+    fill(s.unwrap_or(Standing::Unidentified))
 }
 
 /// The data-flow diagram: workloads grouped by trust domain and namespace, coloured by standing;
@@ -90,19 +82,7 @@ pub fn dot(g: &Graph, scope: &Scope) -> String {
     }
     for f in g.flows.values() {
         let in_clear = f.to_callee.in_clear() + f.to_caller.in_clear();
-        let mut label = format!("{} requests", f.requests);
-        if f.denied > 0 {
-            let _ = write!(label, ", {} denied", f.denied);
-        }
-        for (arrow, c) in [("→", &f.to_callee), ("←", &f.to_caller)] {
-            if c.total() > 0 {
-                let _ = write!(
-                    label,
-                    "\n{arrow} cards: {} masked, {} granted, {} dry_run",
-                    c.masked, c.granted, c.dry_run
-                );
-            }
-        }
+        let label = edge_label(f).join("\n");
         let style = if in_clear > 0 {
             "color=\"#c62828\", penwidth=2.5, fontcolor=\"#c62828\""
         } else if f.allowed == 0 {
@@ -120,133 +100,6 @@ pub fn dot(g: &Graph, scope: &Scope) -> String {
     }
     out.push_str("}\n");
     out
-}
-
-/// The diagram as SVG, laid out from its DOT by layout-rs (no Graphviz needed). It draws nodes,
-/// edges and labels; it does not draw the namespace boxes, so each node's label names its
-/// namespace. The canvas is sized to what is drawn (see `Extent`).
-pub fn svg(dot_text: &str) -> Result<String, String> {
-    let mut parser = DotParser::new(dot_text);
-    let graph = parser
-        .process()
-        .map_err(|e| format!("the diagram's DOT: {e}"))?;
-    let mut builder = GraphBuilder::new();
-    builder.visit_graph(&graph);
-    let mut visual = builder.get();
-    let mut writer = Extent::new(SVGWriter::new());
-    visual.do_it(false, false, false, &mut writer);
-    let (width, height) = writer.size();
-    Ok(resize(&writer.inner.finalize(), width, height))
-}
-
-/// A render backend that passes every shape on and keeps the bottom-right corner of what it
-/// draws. layout-rs grows its SVG canvas by a text's length in bytes times ten *downwards*, so
-/// a diagram with long labels came out mostly blank; this measures text by its lines instead.
-struct Extent<B> {
-    inner: B,
-    right: f64,
-    bottom: f64,
-}
-
-impl<B> Extent<B> {
-    const MARGIN: f64 = 5.0;
-
-    fn new(inner: B) -> Self {
-        Extent {
-            inner,
-            right: 0.0,
-            bottom: 0.0,
-        }
-    }
-
-    fn reach(&mut self, x: f64, y: f64) {
-        self.right = self.right.max(x + Self::MARGIN);
-        self.bottom = self.bottom.max(y + Self::MARGIN);
-    }
-
-    fn size(&self) -> (u64, u64) {
-        (self.right.ceil() as u64, self.bottom.ceil() as u64)
-    }
-}
-
-impl<B: RenderBackend> RenderBackend for Extent<B> {
-    fn draw_rect(
-        &mut self,
-        xy: Point,
-        size: Point,
-        look: &StyleAttr,
-        properties: Option<String>,
-        clip: Option<ClipHandle>,
-    ) {
-        self.reach(xy.x + size.x, xy.y + size.y);
-        self.inner.draw_rect(xy, size, look, properties, clip);
-    }
-
-    fn draw_line(
-        &mut self,
-        start: Point,
-        stop: Point,
-        look: &StyleAttr,
-        properties: Option<String>,
-    ) {
-        self.reach(start.x.max(stop.x), start.y.max(stop.y));
-        self.inner.draw_line(start, stop, look, properties);
-    }
-
-    fn draw_circle(
-        &mut self,
-        xy: Point,
-        size: Point,
-        look: &StyleAttr,
-        properties: Option<String>,
-    ) {
-        self.reach(xy.x + size.x, xy.y + size.y);
-        self.inner.draw_circle(xy, size, look, properties);
-    }
-
-    fn draw_text(&mut self, xy: Point, text: &str, look: &StyleAttr) {
-        // Centred on xy (text-anchor middle); a glyph is taken as at most one em wide.
-        let font = look.font_size as f64;
-        let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
-        let lines = text.lines().count().max(1) as f64;
-        self.reach(xy.x + widest * font / 2.0, xy.y + lines * font / 2.0 + font);
-        self.inner.draw_text(xy, text, look);
-    }
-
-    fn draw_arrow(
-        &mut self,
-        path: &[(Point, Point)],
-        dashed: bool,
-        head: (bool, bool),
-        look: &StyleAttr,
-        properties: Option<String>,
-        text: &str,
-    ) {
-        for (a, b) in path {
-            self.reach(a.x.max(b.x), a.y.max(b.y));
-        }
-        self.inner
-            .draw_arrow(path, dashed, head, look, properties, text);
-    }
-
-    fn create_clip(&mut self, xy: Point, size: Point, rounded_px: usize) -> ClipHandle {
-        self.inner.create_clip(xy, size, rounded_px)
-    }
-}
-
-/// The SVG with its root element's width, height and viewBox set to `width` × `height`.
-fn resize(svg: &str, width: u64, height: u64) -> String {
-    let Some(start) = svg.find("<svg ") else {
-        return svg.to_string();
-    };
-    let Some(end) = svg[start..].find(" xmlns=").map(|e| start + e) else {
-        return svg.to_string();
-    };
-    format!(
-        "{}<svg width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\"{}",
-        &svg[..start],
-        &svg[end..]
-    )
 }
 
 /// What the report says of the audit trail it was drawn from.

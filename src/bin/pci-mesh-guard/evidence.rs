@@ -108,7 +108,7 @@ pub fn run(rest: &[String]) -> Result<ExitCode, String> {
         fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     };
     let diagram = evidence::dot(&graph, &scope);
-    write("dataflow.svg", evidence::svg(&diagram)?)?;
+    write("dataflow.svg", evidence::svg(&graph, &scope))?;
     write("dataflow.dot", diagram)?;
     write(
         "evidence.md",
