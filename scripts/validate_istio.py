@@ -104,6 +104,11 @@ def check(path, doc):
     model = TYPES.get(key)
     if model is None:
         return [f"{path}: no schema for {key}"]
+    return check_model(path, doc, model)
+
+
+def check_model(path, doc, model):
+    """Errors of `doc` as a `model` (a cloudcoil resource type), unknown fields included."""
     try:
         parsed = model.model_validate(doc)
     except pydantic.ValidationError as e:
