@@ -279,9 +279,13 @@ impl Root {
         let key = std::env::var(chain::KEY_ENV).ok();
         Root {
             policy: None,
-            auditor: Auditor::new(chain::new_chain_id(seed), key.as_deref())
-                .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
-                .shared(),
+            auditor: Auditor::with_key_id(
+                chain::new_chain_id(seed),
+                key.as_deref(),
+                std::env::var(chain::KEY_ID_ENV).ok().as_deref(),
+            )
+            .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
+            .shared(),
             connections: ConnectionCache::shared(),
             callers: CallerLabels::shared(),
         }

@@ -187,7 +187,13 @@ pub type SharedAuditor = Rc<RefCell<Auditor>>;
 impl Auditor {
     /// `key` is the value of `chain::KEY_ENV`, if set.
     pub fn new(chain_id: String, key: Option<&str>) -> Auditor {
-        let (key, key_problem) = match key {
+        Auditor::with_key_id(chain_id, key, None)
+    }
+
+    /// `key` and `kid` are the values of `chain::KEY_ENV` and `chain::KEY_ID_ENV`, if set; without
+    /// a `kid` the key's derived id names it.
+    pub fn with_key_id(chain_id: String, key: Option<&str>, kid: Option<&str>) -> Auditor {
+        let (key, mut key_problem) = match key {
             Some(k) if k.len() < chain::MIN_KEY_LEN => (
                 None,
                 Some(format!(
@@ -199,9 +205,22 @@ impl Auditor {
             Some(k) => (Some(k.as_bytes().to_vec()), None),
             None => (None, None),
         };
+        let kid = match kid {
+            Some(kid) => {
+                if let Some(why) = chain::kid_problem(kid) {
+                    key_problem.get_or_insert(format!("{}: {why}", chain::KEY_ID_ENV));
+                }
+                kid.to_owned()
+            }
+            None => key.as_deref().map(chain::derived_kid).unwrap_or_default(),
+        };
         Auditor {
-            access_chain: chain::Chain::new(format!("{chain_id}.access"), key.clone()),
-            chain: chain::Chain::new(chain_id, key),
+            access_chain: chain::Chain::with_kid(
+                format!("{chain_id}.access"),
+                key.clone(),
+                kid.clone(),
+            ),
+            chain: chain::Chain::with_kid(chain_id, key, kid),
             shipper: None,
             unreported_drops: 0,
             unwritten: 0,

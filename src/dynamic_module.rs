@@ -42,7 +42,8 @@ struct Worker {
 /// A new audit chain with the keys of the process environment.
 fn auditor(seed: u64) -> SharedAuditor {
     let key = std::env::var(chain::KEY_ENV).ok();
-    Auditor::new(chain::new_chain_id(seed), key.as_deref())
+    let kid = std::env::var(chain::KEY_ID_ENV).ok();
+    Auditor::with_key_id(chain::new_chain_id(seed), key.as_deref(), kid.as_deref())
         .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
         .with_key_origin(KEY_ORIGIN)
         .shared()

@@ -3,6 +3,11 @@
 //! over the previous event's `mac` and this event's canonical bytes. Without a key the chain is a
 //! plain SHA-256 chain (`alg: "sha256"`): it shows edits, but anyone can recompute it.
 //!
+//! A keyed chain also names its key: `kid`, from `PCI_MESH_GUARD_AUDIT_KEY_ID`, or when that is
+//! unset the first 16 hex digits of the key's SHA-256 (which tells nothing of a key of 16 bytes or
+//! more). After a rotation the logs of a period are sealed under several keys, and a verifier
+//! holding a keyring picks each chain's key by its `kid`.
+//!
 //! The canonical bytes are the event exactly as written, without its trailing `,"mac":"..."`:
 //! verification works on the text, never on a re-serialization.
 
@@ -15,8 +20,30 @@ use sha2::{Digest, Sha256};
 /// The VM environment variable holding the chain's HMAC key (Envoy
 /// `vm_config.environment_variables`, Istio `vmConfig.env`).
 pub const KEY_ENV: &str = "PCI_MESH_GUARD_AUDIT_KEY";
+/// The VM environment variable naming the key (`kid` in each event); optional.
+pub const KEY_ID_ENV: &str = "PCI_MESH_GUARD_AUDIT_KEY_ID";
 /// Shortest key accepted, in bytes: a shorter one would make the MAC guessable.
 pub const MIN_KEY_LEN: usize = 16;
+/// Longest key id accepted.
+pub const MAX_KID_LEN: usize = 64;
+
+/// The id of `key` when none is given: the first 8 bytes of its SHA-256, in hex.
+pub fn derived_kid(key: &[u8]) -> String {
+    let digest = Sha256::digest(key);
+    hex(digest.get(..8).unwrap_or_default())
+}
+
+/// Why `kid` cannot name a key: it must be 1 to 64 of `A-Z a-z 0-9 . _ -` (it is written into
+/// every event as it is, and read back from keyring files).
+pub fn kid_problem(kid: &str) -> Option<String> {
+    if kid.is_empty() || kid.len() > MAX_KID_LEN {
+        return Some(format!("must be 1 to {MAX_KID_LEN} characters"));
+    }
+    (!kid
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+    .then(|| "may hold only letters, digits, '.', '_' and '-'".to_owned())
+}
 
 const MAC_SUFFIX_LEN: usize = r#","mac":""#.len() + 64 + r#""}"#.len();
 
@@ -96,17 +123,36 @@ pub struct Chain {
     id: String,
     /// The HMAC keyed once (its inner and outer pads already hashed); each event clones it.
     keyed: Option<Hmac<Sha256>>,
+    /// The key's id, written into each event of a keyed chain.
+    kid: String,
     seq: u64,
     prev: [u8; 32],
 }
 
 impl Chain {
+    /// A chain keyed by `key` (if any), whose id is the key's derived id.
     pub fn new(id: String, key: Option<Vec<u8>>) -> Chain {
+        let kid = key.as_deref().map(derived_kid).unwrap_or_default();
+        Chain::with_kid(id, key, kid)
+    }
+
+    /// A chain keyed by `key` (if any) under the id `kid`.
+    pub fn with_kid(id: String, key: Option<Vec<u8>>, kid: String) -> Chain {
         Chain {
             id,
             keyed: key.and_then(|k| Hmac::<Sha256>::new_from_slice(&k).ok()),
+            kid,
             seq: 0,
             prev: [0; 32],
+        }
+    }
+
+    /// The key's id (empty for an unkeyed chain).
+    pub fn kid(&self) -> &str {
+        if self.keyed() {
+            &self.kid
+        } else {
+            ""
         }
     }
 
@@ -118,8 +164,8 @@ impl Chain {
         &self.id
     }
 
-    /// Seals an event given as its JSON object text: appends `seq`, `chain`, `alg`, then `mac`,
-    /// in the event's own buffer.
+    /// Seals an event given as its JSON object text: appends `seq`, `chain`, `alg`, `kid` (keyed
+    /// chains), then `mac`, in the event's own buffer.
     pub fn seal(&mut self, event: impl Into<String>) -> String {
         self.seq += 1;
         let mut line = event.into();
@@ -135,6 +181,10 @@ impl Chain {
         line.push_str(&self.id);
         line.push_str(r#"","alg":""#);
         line.push_str(alg(self.keyed()));
+        if self.keyed() {
+            line.push_str(r#"","kid":""#);
+            line.push_str(&self.kid);
+        }
         line.push_str(r#""}"#);
         let mac: [u8; 32] = match &self.keyed {
             Some(keyed) => {
@@ -171,12 +221,17 @@ mod tests {
         let mut c = Chain::new("c1".into(), Some(b"0123456789abcdef".to_vec()));
         let first = c.seal(r#"{"event":"config"}"#);
         let second = c.seal(r#"{"event":"access"}"#);
-        assert!(first
-            .starts_with(r#"{"event":"config","seq":1,"chain":"c1","alg":"hmac-sha256","mac":""#));
+        let kid = derived_kid(b"0123456789abcdef");
+        assert_eq!(kid.len(), 16);
+        assert!(first.starts_with(&format!(
+            r#"{{"event":"config","seq":1,"chain":"c1","alg":"hmac-sha256","kid":"{kid}","mac":""#
+        )));
         let (canon1, mac1) = split_sealed(&first).unwrap();
         assert_eq!(
             canon1,
-            r#"{"event":"config","seq":1,"chain":"c1","alg":"hmac-sha256"}"#
+            format!(
+                r#"{{"event":"config","seq":1,"chain":"c1","alg":"hmac-sha256","kid":"{kid}"}}"#
+            )
         );
         assert_eq!(
             mac(Some(b"0123456789abcdef"), &[0; 32], canon1.as_bytes()),
@@ -196,11 +251,28 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_names_the_key_id_it_is_given() {
+        let mut c = Chain::with_kid(
+            "c3".into(),
+            Some(b"0123456789abcdef".to_vec()),
+            "2026-q4".into(),
+        );
+        assert!(c
+            .seal("{}")
+            .contains(r#""alg":"hmac-sha256","kid":"2026-q4","mac":""#));
+        assert_eq!(kid_problem("2026-q4"), None);
+        for bad in ["", "a b", "k\"", &"k".repeat(65)] {
+            assert!(kid_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn without_a_key_the_chain_is_plain_sha256() {
         let mut c = Chain::new("c2".into(), None);
         let line = c.seal(r#"{"a":1}"#);
         let (canon, m) = split_sealed(&line).unwrap();
         assert!(canon.contains(r#""alg":"sha256""#));
+        assert!(!canon.contains("kid"));
         assert_eq!(mac(None, &[0; 32], canon.as_bytes()), m);
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::chain::{alg, mac, split_sealed};
+use super::chain::{alg, derived_kid, kid_problem, mac, split_sealed};
 use super::json::parse_unique;
 use super::SCHEMA;
 
@@ -29,6 +29,65 @@ struct State {
     prev: Option<[u8; 32]>,
 }
 
+/// The keys a verifier holds, by id (`kid`). Each chain names the id of the key it is sealed
+/// with; a chain sealed before events carried ids is tried against every key.
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl Keyring {
+    /// A keyring of one key, under its derived id.
+    pub fn single(key: &[u8]) -> Keyring {
+        let mut ring = Keyring::default();
+        ring.add(derived_kid(key), key.to_vec());
+        ring
+    }
+
+    /// Adds a key; a later key under the same id replaces the earlier one.
+    pub fn add(&mut self, kid: String, key: Vec<u8>) {
+        self.keys.retain(|(k, _)| *k != kid);
+        self.keys.push((kid, key));
+    }
+
+    /// Adds the keys of a keyring file: one key per line, as `KID KEY` or as `KEY` alone (its
+    /// derived id); blank lines and lines starting with `#` are skipped. An error names the line.
+    pub fn add_file_text(&mut self, text: &str) -> Result<(), String> {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let (kid, key) = match line.split_once(' ') {
+                Some((kid, key)) => {
+                    if let Some(why) = kid_problem(kid) {
+                        return Err(format!("line {}: key id {kid:?} {why}", i + 1));
+                    }
+                    (kid.to_owned(), key.as_bytes().to_vec())
+                }
+                None => (derived_kid(line.as_bytes()), line.as_bytes().to_vec()),
+            };
+            self.add(kid, key);
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn get(&self, kid: &str) -> Option<&[u8]> {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, key)| key.as_slice())
+    }
+}
+
 /// The audit event in a log line: the whole line (JSON lines) or the JSON object that ends an
 /// Envoy log line. `None` for lines that hold no event.
 pub fn event_text(line: &str) -> Option<&str> {
@@ -43,6 +102,17 @@ pub fn event_text(line: &str) -> Option<&str> {
 pub fn verify<'a>(
     lines: impl IntoIterator<Item = &'a str>,
     key: Option<&[u8]>,
+    partial: bool,
+) -> Report {
+    let keyring = key.map(Keyring::single).unwrap_or_default();
+    verify_with(lines, &keyring, partial)
+}
+
+/// Verifies every event of `lines` with the keys of `keyring`, each chain with the key its events
+/// name (`kid`). A keyed chain whose key the keyring lacks is `unverifiable`, named with its kid.
+pub fn verify_with<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    keyring: &Keyring,
     partial: bool,
 ) -> Report {
     let mut report = Report::default();
@@ -97,13 +167,28 @@ pub fn verify<'a>(
             continue;
         }
         let keyed = a == alg(true);
-        if keyed && key.is_none() {
-            problem(
-                "unverifiable",
-                format!("chain {chain} is keyed (hmac-sha256): give its key"),
-            );
+        // The keys this event may be sealed with: the one its kid names, or (an event from
+        // before kids) any key of the ring.
+        let keys: Vec<&[u8]> = match v["kid"].as_str() {
+            Some(kid) => keyring.get(kid).into_iter().collect(),
+            None => keyring.keys.iter().map(|(_, k)| k.as_slice()).collect(),
+        };
+        if keyed && keys.is_empty() {
+            let message = match v["kid"].as_str() {
+                Some(kid) => format!("chain {chain} is sealed with key {kid}, not in the keyring"),
+                None => format!("chain {chain} is keyed (hmac-sha256): give its key"),
+            };
+            problem("unverifiable", message);
             continue;
         }
+        let sealed_by = |prev: &[u8; 32]| {
+            if keyed {
+                keys.iter()
+                    .any(|k| mac(Some(k), prev, canonical.as_bytes()) == stated)
+            } else {
+                mac(None, prev, canonical.as_bytes()) == stated
+            }
+        };
         if !keyed && a != alg(false) {
             problem("altered", format!("unknown alg {a:?}"));
             continue;
@@ -122,7 +207,7 @@ pub fn verify<'a>(
         }
         match state.prev {
             Some(prev) if seq == expected => {
-                if mac(if keyed { key } else { None }, &prev, canonical.as_bytes()) != stated {
+                if !sealed_by(&prev) {
                     problem(
                         "altered",
                         format!("chain {chain}: seq {seq} does not match its mac"),
@@ -137,12 +222,7 @@ pub fn verify<'a>(
                 ),
             ),
             None if seq == 1 => {
-                if mac(
-                    if keyed { key } else { None },
-                    &[0; 32],
-                    canonical.as_bytes(),
-                ) != stated
-                {
+                if !sealed_by(&[0; 32]) {
                     problem(
                         "altered",
                         format!("chain {chain}: seq 1 does not match its mac"),

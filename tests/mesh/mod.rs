@@ -452,6 +452,20 @@ fn place_filter(text: &str, snippet: &str) -> String {
     out
 }
 
+/// `yaml` with `PCI_MESH_GUARD_AUDIT_KEY_ID: kid` beside each `PCI_MESH_GUARD_AUDIT_KEY` of a wasm
+/// VM's environment.
+fn with_key_id(yaml: &str, kid: &str) -> String {
+    let mut out = String::with_capacity(yaml.len());
+    for line in yaml.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some((indent, _)) = line.split_once("PCI_MESH_GUARD_AUDIT_KEY: ") {
+            out.push_str(&format!("{indent}PCI_MESH_GUARD_AUDIT_KEY_ID: \"{kid}\"\n"));
+        }
+    }
+    out
+}
+
 /// One mesh process: its name, the child, and its log file.
 struct Proc {
     name: &'static str,
@@ -494,6 +508,8 @@ pub struct MeshBuilder<'a> {
     /// Ambient shape: a waypoint (`envoy-config/waypoint.yaml`) in the server's place, reached
     /// over HBONE through a ztunnel stand-in (`envoy-config/ztunnel.yaml`) in the client's.
     ambient: bool,
+    /// The server's audit chain key, and its id (`PCI_MESH_GUARD_AUDIT_KEY_ID`) when one is given.
+    audit_key: (String, Option<String>),
 }
 
 impl<'a> MeshBuilder<'a> {
@@ -530,6 +546,13 @@ impl<'a> MeshBuilder<'a> {
     /// through that caller's tunnel; as `plaintext`, to the waypoint's chain with no tunnel.
     pub fn ambient(mut self) -> Self {
         self.ambient = true;
+        self
+    }
+
+    /// Seals the server's audit events with `key`, named `kid` (else by its derived id), instead
+    /// of `AUDIT_KEY`.
+    pub fn audit_key(mut self, key: &str, kid: Option<&str>) -> Self {
+        self.audit_key = (key.to_owned(), kid.map(str::to_owned));
         self
     }
 
@@ -591,6 +614,7 @@ impl<'a> MeshBuilder<'a> {
             ecds: None,
             refusing: None,
             tunnels: vec![],
+            audit_key: self.audit_key.clone(),
         };
 
         let pki = dir.join("pki");
@@ -669,7 +693,7 @@ impl<'a> MeshBuilder<'a> {
                     ("GRPC_BACKEND_PORT", grpc_port.to_string()),
                     ("HBONE_PORT", "0".into()),
                     ("BYPASS_PORT", "0".into()),
-                    ("AUDIT_KEY", AUDIT_KEY.into()),
+                    ("AUDIT_KEY", self.audit_key.0.clone()),
                     ("TOKEN_KEY", TOKEN_KEY.into()),
                     ("OTEL_PORT", otel_port.to_string()),
                     ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
@@ -735,13 +759,16 @@ impl<'a> MeshBuilder<'a> {
                     ("MTLS_PORT", self.mtls_port.to_string()),
                     ("PLAIN_PORT", "0".into()),
                     ("TLS_ANY_PORT", "0".into()),
-                    ("AUDIT_KEY", AUDIT_KEY.into()),
+                    ("AUDIT_KEY", self.audit_key.0.clone()),
                     ("TOKEN_KEY", TOKEN_KEY.into()),
                     ("OTEL_PORT", otel_port.to_string()),
                     ("RAW_PORT", "0".into()),
                     ("AUDIT_LOG", dir.join("audit.log").display().to_string()),
                 ],
             );
+            if let Some(kid) = &self.audit_key.1 {
+                server_yaml = with_key_id(&server_yaml, kid);
+            }
             for (from, to) in &self.server_edits {
                 assert!(
                     server_yaml.contains(from.as_str()),
@@ -861,6 +888,8 @@ pub struct Mesh {
     refusing: Option<std::os::fd::OwnedFd>,
     /// An ambient mesh's tunnels: the ztunnel stand-in's listeners (`as-<caller>`) and ports.
     tunnels: Vec<(String, u16)>,
+    /// The server's audit chain key and its id, if named.
+    pub audit_key: (String, Option<String>),
 }
 
 /// The directory Envoy watches for the plugin's discovery response, and the last version written.
@@ -951,6 +980,7 @@ impl Mesh {
             grpc: false,
             snippet: None,
             ambient: false,
+            audit_key: (AUDIT_KEY.to_owned(), None),
         }
     }
 
@@ -999,8 +1029,11 @@ impl Mesh {
                 "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
                 module.parent().unwrap_or(&module),
             )
-            .env("PCI_MESH_GUARD_AUDIT_KEY", AUDIT_KEY)
+            .env("PCI_MESH_GUARD_AUDIT_KEY", &self.audit_key.0)
             .env("PCI_MESH_GUARD_TOKEN_KEY", TOKEN_KEY);
+            if let Some(kid) = &self.audit_key.1 {
+                cmd.env("PCI_MESH_GUARD_AUDIT_KEY_ID", kid);
+            }
         }
         self.spawn(
             name,
@@ -1175,7 +1208,14 @@ impl Mesh {
     /// Runs the audit trail verifier over the server sidecar's whole log.
     pub fn verify_audit(&self) -> pci_mesh_guard::audit::verify::Report {
         let log = self.log("server");
-        pci_mesh_guard::audit::verify::verify(log.lines(), Some(AUDIT_KEY.as_bytes()), false)
+        use pci_mesh_guard::audit::{chain, verify};
+        let (key, kid) = &self.audit_key;
+        let mut ring = verify::Keyring::default();
+        let kid = kid
+            .clone()
+            .unwrap_or_else(|| chain::derived_kid(key.as_bytes()));
+        ring.add(kid, key.as_bytes().to_vec());
+        verify::verify_with(log.lines(), &ring, false)
     }
 
     /// The audit events the filter wrote to the server sidecar's log, in order.

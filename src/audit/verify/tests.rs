@@ -33,8 +33,75 @@ fn an_untouched_log_verifies_with_and_without_a_key() {
 fn a_keyed_log_needs_its_key() {
     let r = check(&log(3, Some(KEY)), None);
     assert_eq!(r.problems[0].kind, "unverifiable");
+    // Another key has another id: the chain is not altered, it is sealed with a key not given.
     let r = check(&log(3, Some(KEY)), Some(b"wrong-key-0123456789"));
-    assert_eq!(r.problems[0].kind, "altered");
+    assert_eq!(r.problems[0].kind, "unverifiable");
+    let kid = crate::audit::chain::derived_kid(KEY);
+    assert!(r.problems[0].message.contains(&kid), "{:?}", r.problems);
+}
+
+/// Two chains, sealed before and after a key rotation, the second under a named key.
+fn rotated() -> Vec<String> {
+    let mut old = Chain::new("0ld0ld0ld".into(), Some(KEY.to_vec()));
+    let mut new = Chain::with_kid(
+        "0new0new".into(),
+        Some(b"next-key-0123456789".to_vec()),
+        "2027-q1".into(),
+    );
+    let event =
+        |i: usize| format!(r#"{{"schema":"{SCHEMA}","event":"access","request":{{"id":"r{i}"}}}}"#);
+    let mut lines: Vec<String> = (0..3).map(|i| old.seal(event(i))).collect();
+    lines.extend((3..6).map(|i| new.seal(event(i))));
+    lines
+}
+
+#[test]
+fn a_keyring_verifies_the_chains_of_each_of_its_keys() {
+    let lines = rotated();
+    let mut ring = Keyring::default();
+    ring.add_file_text(&format!(
+        "# the audit keys, oldest first\n{}\n\n2027-q1 next-key-0123456789\n",
+        std::str::from_utf8(KEY).unwrap()
+    ))
+    .unwrap();
+    assert_eq!(ring.len(), 2);
+    let r = verify_with(lines.iter().map(String::as_str), &ring, false);
+    assert_eq!(
+        (r.events, r.problems.len(), r.chains.len()),
+        (6, 0, 2),
+        "{:?}",
+        r.problems
+    );
+    // One key alone verifies its own chain and names the key the other needs.
+    let r = verify_with(
+        lines.iter().map(String::as_str),
+        &Keyring::single(KEY),
+        false,
+    );
+    let unverifiable: Vec<&Problem> = r
+        .problems
+        .iter()
+        .filter(|p| p.kind == "unverifiable")
+        .collect();
+    assert_eq!(
+        (r.problems.len(), unverifiable.len()),
+        (3, 3),
+        "{:?}",
+        r.problems
+    );
+    assert!(unverifiable
+        .iter()
+        .all(|p| p.message.contains("key 2027-q1")));
+    assert_eq!(r.chains.keys().collect::<Vec<_>>(), ["0ld0ld0ld"]);
+}
+
+#[test]
+fn a_keyring_file_names_the_line_it_cannot_read() {
+    let mut ring = Keyring::default();
+    let err = ring
+        .add_file_text("good-id key-0123456789abcdef\nbad/id key-0123456789abcdef\n")
+        .unwrap_err();
+    assert!(err.starts_with("line 2: key id \"bad/id\""), "{err}");
 }
 
 #[test]

@@ -6,14 +6,14 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pci_mesh_guard::audit::verify::{event_text, verify};
+use pci_mesh_guard::audit::verify::{event_text, verify_with};
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::evidence::{self, Graph, Provenance, Standing};
 
-use super::{key_from_env, open, read_key_file};
+use super::{keyring_from_env, open, read_key_file};
 
 pub const USAGE: &str =
-    "  pci-mesh-guard evidence [--key-file F] [--partial] [--unverified] [--config FILE]
+    "  pci-mesh-guard evidence [--key-file F]... [--partial] [--unverified] [--config FILE]
                          [--out DIR] LOG...
                                                the cardholder-data flow diagram and scope from
                                                audit logs (Envoy logs or JSON lines, one per
@@ -24,13 +24,13 @@ pub const USAGE: &str =
                                                that were never used";
 
 pub fn run(rest: &[String]) -> Result<ExitCode, String> {
-    let (mut key, mut partial, mut unverified) = (key_from_env(), false, false);
+    let (mut keys, mut partial, mut unverified) = (keyring_from_env()?, false, false);
     let (mut config, mut out, mut files) = (None, PathBuf::from("evidence"), vec![]);
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
-            "--key-file" => key = Some(read_key_file(&value("--key-file")?)?),
+            "--key-file" => read_key_file(&mut keys, &value("--key-file")?)?,
             "--partial" => partial = true,
             "--unverified" => unverified = true,
             "--config" => config = Some(value("--config")?),
@@ -66,7 +66,7 @@ pub fn run(rest: &[String]) -> Result<ExitCode, String> {
         open(file)?
             .read_to_string(&mut text)
             .map_err(|e| format!("{file}: {e}"))?;
-        let report = verify(text.lines(), key.as_deref(), partial);
+        let report = verify_with(text.lines(), &keys, partial);
         for p in &report.problems {
             problems.push(format!("{file}:{}: {}: {}", p.line, p.kind, p.message));
         }

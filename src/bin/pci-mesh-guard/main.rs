@@ -14,6 +14,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use pci_mesh_guard::audit::chain;
+use pci_mesh_guard::audit::verify::Keyring;
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::pan::{Counts, Masking, Options, Pattern, Redactor, ALL_BRANDS};
 
@@ -26,11 +28,13 @@ const USAGE_TEXT: &str = "usage:
   pci-mesh-guard redact [OPTIONS] [FILE...]    write the input with PANs masked to stdout
   pci-mesh-guard check-config FILE             validate a plugin configuration (exit 0 if valid)
   pci-mesh-guard lint FILE                     list policy findings (exit 0 if none, 1 if any)
-  pci-mesh-guard verify-audit [--key-file F] [--partial] [FILE...]
+  pci-mesh-guard verify-audit [--key-file F]... [--partial] [FILE...]
                                                check audit chains in Envoy logs or JSON lines
-                                               (exit 0 if intact, 1 if not); the key comes from
-                                               --key-file or PCI_MESH_GUARD_AUDIT_KEY; --partial
-                                               accepts chains that start mid-way (rotated logs)
+                                               (exit 0 if intact, 1 if not); each chain's key, by
+                                               the kid its events name, comes from the keyring:
+                                               PCI_MESH_GUARD_AUDIT_KEY (and _KEY_ID) and every
+                                               --key-file (lines `KID KEY`, or a key alone);
+                                               --partial accepts chains that start mid-way
 {EVIDENCE}
 options:
   --config FILE      take masking settings and patterns from a plugin configuration's `redaction`
@@ -369,28 +373,39 @@ fn summary(c: &Counts) -> String {
     s
 }
 
-/// The audit chain key from `PCI_MESH_GUARD_AUDIT_KEY`, if set.
-fn key_from_env() -> Option<Vec<u8>> {
-    std::env::var(pci_mesh_guard::audit::chain::KEY_ENV)
-        .ok()
-        .map(String::into_bytes)
+/// The keyring: the key in `PCI_MESH_GUARD_AUDIT_KEY` (under `PCI_MESH_GUARD_AUDIT_KEY_ID`, or
+/// its derived id), if set.
+fn keyring_from_env() -> Result<Keyring, String> {
+    let mut ring = Keyring::default();
+    if let Ok(key) = std::env::var(chain::KEY_ENV) {
+        match std::env::var(chain::KEY_ID_ENV) {
+            Ok(kid) => {
+                if let Some(why) = chain::kid_problem(&kid) {
+                    return Err(format!("{}: {why}", chain::KEY_ID_ENV));
+                }
+                ring.add(kid, key.into_bytes());
+            }
+            Err(_) => ring.add(chain::derived_kid(key.as_bytes()), key.into_bytes()),
+        }
+    }
+    Ok(ring)
 }
 
-/// The audit chain key in file `f` (a trailing newline is not part of it).
-fn read_key_file(f: &str) -> Result<Vec<u8>, String> {
-    let k = fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
-    Ok(k.trim_end_matches(['\n', '\r']).as_bytes().to_vec())
+/// Adds the keys of keyring file `f` (`KID KEY` lines, or a key alone) to `ring`.
+fn read_key_file(ring: &mut Keyring, f: &str) -> Result<(), String> {
+    let text = fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+    ring.add_file_text(&text).map_err(|e| format!("{f}: {e}"))
 }
 
 fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
-    use pci_mesh_guard::audit::verify::verify;
-    let (mut key, mut partial, mut files) = (key_from_env(), false, vec![]);
+    use pci_mesh_guard::audit::verify::verify_with;
+    let (mut keys, mut partial, mut files) = (keyring_from_env()?, false, vec![]);
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--key-file" => {
                 let f = it.next().ok_or("--key-file needs a value")?;
-                key = Some(read_key_file(f)?);
+                read_key_file(&mut keys, f)?;
             }
             "--partial" => partial = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
@@ -406,7 +421,7 @@ fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
         open(&file)?
             .read_to_string(&mut text)
             .map_err(|e| format!("{file}: {e}"))?;
-        let report = verify(text.lines(), key.as_deref(), partial);
+        let report = verify_with(text.lines(), &keys, partial);
         for p in &report.problems {
             println!("{file}:{}: {}: {}", p.line, p.kind, p.message);
         }
