@@ -8,6 +8,11 @@ use crate::identity::{xfcc, IdentitySource, Peer, Proof, SpiffeId, TlsVersion};
 
 pub use screen::Screens;
 
+/// The HTTP methods of RFC 9110 and PATCH: a request's `:method` is most often one of these.
+pub const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// One value of a rule field: Istio's exact, `prefix*`, `*suffix` and `*` forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrMatch {

@@ -327,13 +327,12 @@ pub trait Host {
     /// (`%FILTER_STATE(wasm.<name>:PLAIN)%`).
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
     /// Sets this stream's dynamic metadata `ns`/`key` to `true`, which an access log's
-    /// `metadata_filter` can select on without evaluating an expression. A host that has no
-    /// such call (proxy-wasm) refuses it; the default does.
-    fn mark_metadata(&self, ns: &str, key: &str) -> Result<(), HostError> {
+    /// `metadata_filter` can select on without evaluating an expression; true when it did. A
+    /// host that has no such call (proxy-wasm) sets nothing, as the default does: a request path
+    /// call, so not even an error message is made.
+    fn mark_metadata(&self, ns: &str, key: &str) -> bool {
         let _ = (ns, key);
-        Err(HostError(
-            "dynamic metadata is not writable from this host".into(),
-        ))
+        false
     }
     /// Writes a line to the proxy log, which drops it when `level` is below `log_level()`.
     fn log(&self, level: LogLevel, message: &str);

@@ -4,16 +4,13 @@
 //! principals; a method the rule does not list), so most rules are passed over without touching
 //! their strings. Whatever a screen lets through, the rule decides in full.
 
-use super::{Rule, RuleAction, StrMatch};
+use super::{Rule, RuleAction, StrMatch, STANDARD_METHODS};
 
-/// The methods with a bit of their own; any other method shares `OTHER`.
-const METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
+/// The standard methods have a bit of their own; any other method shares `OTHER`.
 const OTHER: u16 = 1 << 15;
 
 fn method_bit(method: &str) -> u16 {
-    METHODS
+    STANDARD_METHODS
         .iter()
         .position(|m| *m == method)
         .map_or(OTHER, |i| 1 << i)

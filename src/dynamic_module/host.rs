@@ -460,9 +460,9 @@ impl Host for ModuleHost<'_> {
         }
     }
 
-    fn mark_metadata(&self, ns: &str, key: &str) -> Result<(), HostError> {
+    fn mark_metadata(&self, ns: &str, key: &str) -> bool {
         if self.filter.is_null() {
-            return Err(failed("dynamic metadata outside a stream"));
+            return false;
         }
         // SAFETY: `filter` is the live filter of this hook; Envoy copies both names.
         unsafe {
@@ -473,7 +473,7 @@ impl Host for ModuleHost<'_> {
                 true,
             )
         };
-        Ok(())
+        true
     }
 
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {

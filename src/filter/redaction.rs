@@ -54,11 +54,11 @@ impl HeaderMap {
 
     /// The `:method`: one of the standard methods without a copy, any other as text.
     pub(super) fn method(&self) -> Cow<'static, str> {
-        const KNOWN: [&str; 9] = [
-            "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
-        ];
         let value = self.get(":method").unwrap_or_default();
-        match KNOWN.iter().find(|m| m.as_bytes() == value) {
+        match crate::authz::STANDARD_METHODS
+            .iter()
+            .find(|m| m.as_bytes() == value)
+        {
             Some(m) => Cow::Borrowed(m),
             None => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
         }
