@@ -122,7 +122,7 @@ impl Graph {
                 chains
                     .get(c)
                     .cloned()
-                    .unwrap_or_else(|| format!("(the sidecar of audit chain {c})"))
+                    .unwrap_or_else(|| sidecar_of_chain(c))
             }),
         };
         let Some(flow) = callee.and_then(|callee| flow_of(event, callee)) else {
@@ -136,6 +136,38 @@ impl Graph {
             ..Flow::default()
         });
         edge.merge(&flow);
+    }
+
+    /// Moves the edges drawn to a chain's placeholder callee (`sidecar_of_chain`: events read
+    /// before any event of the chain named its workload) to that workload, as `chains` now knows
+    /// it. The result is the graph the events would have made with `chains` known from the start.
+    pub fn resolve(&mut self, chains: &BTreeMap<String, String>) {
+        let moved: Vec<((String, String), String)> = self
+            .flows
+            .keys()
+            .filter_map(|key| {
+                let chain = key
+                    .1
+                    .strip_prefix(PLACEHOLDER.0)?
+                    .strip_suffix(PLACEHOLDER.1)?;
+                Some((key.clone(), chains.get(chain)?.clone()))
+            })
+            .collect();
+        for (key, workload) in moved {
+            let Some(mut flow) = self.flows.remove(&key) else {
+                continue;
+            };
+            flow.callee.clone_from(&workload);
+            let edge = self
+                .flows
+                .entry((flow.caller.clone(), workload.clone()))
+                .or_insert_with(|| Flow {
+                    caller: flow.caller.clone(),
+                    callee: workload,
+                    ..Flow::default()
+                });
+            edge.merge(&flow);
+        }
     }
 
     /// Every workload seen, as caller or callee.
@@ -157,6 +189,15 @@ impl Graph {
         Some((first, last))
     }
 }
+
+/// The callee of an event whose chain's workload is not known (yet): a placeholder naming the
+/// chain, which `Graph::resolve` replaces once the chain's workload is known.
+pub fn sidecar_of_chain(chain: &str) -> String {
+    format!("{}{chain}{}", PLACEHOLDER.0, PLACEHOLDER.1)
+}
+
+/// What comes before and after the chain's id in `sidecar_of_chain`.
+const PLACEHOLDER: (&str, &str) = ("(the sidecar of audit chain ", ")");
 
 /// The workload each audit chain speaks for: a chain is one VM of one sidecar, and its events
 /// that came over mTLS name the sidecar's own SPIFFE ID.

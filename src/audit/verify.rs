@@ -115,20 +115,53 @@ pub fn verify_with<'a>(
     keyring: &Keyring,
     partial: bool,
 ) -> Report {
-    let mut report = Report::default();
-    let mut chains: BTreeMap<String, State> = BTreeMap::new();
-    for (i, line) in lines.into_iter().enumerate() {
-        let n = i + 1;
+    let mut v = Verifier::new(keyring, partial);
+    for line in lines {
+        v.feed(line);
+    }
+    v.finish()
+}
+
+/// Verification one line at a time, for logs read as streams: what it keeps is one state per
+/// chain, whatever the log's length.
+pub struct Verifier<'k> {
+    keyring: &'k Keyring,
+    partial: bool,
+    report: Report,
+    chains: BTreeMap<String, State>,
+    /// Lines fed so far.
+    line: usize,
+}
+
+impl<'k> Verifier<'k> {
+    pub fn new(keyring: &'k Keyring, partial: bool) -> Verifier<'k> {
+        Verifier {
+            keyring,
+            partial,
+            report: Report::default(),
+            chains: BTreeMap::new(),
+            line: 0,
+        }
+    }
+
+    pub fn finish(self) -> Report {
+        self.report
+    }
+
+    /// Verifies the next line of the log.
+    pub fn feed(&mut self, line: &str) {
+        self.line += 1;
+        let n = self.line;
         // A line that carries any of the sealed event's markers is an event; one whose schema
         // marker was damaged must not slip by as an ordinary log line.
         let looks_sealed = line.contains(r#""chain":""#) || line.contains(r#","mac":""#);
         let text = event_text(line);
         if text.is_none() && !looks_sealed {
-            continue;
+            return;
         }
-        report.events += 1;
+        self.report.events += 1;
         let mut problem = |kind, message: String| {
-            report.problems.push(Problem {
+            self.report.problems.push(Problem {
                 line: n,
                 kind,
                 message,
@@ -136,7 +169,7 @@ pub fn verify_with<'a>(
         };
         let Some(text) = text else {
             problem("altered", "an event whose schema marker is damaged".into());
-            continue;
+            return;
         };
         // A key named twice would leave `seq`, `chain` or `alg` (or any field a reader relies on)
         // to whichever copy a parser keeps: such an event is refused, whatever its mac says.
@@ -144,19 +177,19 @@ pub fn verify_with<'a>(
             Ok(v) => Some(v),
             Err(e) if e.to_string().starts_with("duplicate key") => {
                 problem("duplicate_key", format!("{e}"));
-                continue;
+                return;
             }
             Err(_) => None,
         };
         let (Some(v), Some((canonical, stated))) = (parsed, split_sealed(text)) else {
             problem("altered", "not a well-formed sealed event".into());
-            continue;
+            return;
         };
         let (Some(chain), Some(seq), Some(a)) =
             (v["chain"].as_str(), v["seq"].as_u64(), v["alg"].as_str())
         else {
             problem("altered", "event without seq, chain or alg".into());
-            continue;
+            return;
         };
         // Chains count from 1; a number with no successor cannot be part of one either.
         if seq == 0 || seq == u64::MAX {
@@ -164,14 +197,19 @@ pub fn verify_with<'a>(
                 "altered",
                 format!("chain {chain}: seq {seq} is out of range"),
             );
-            continue;
+            return;
         }
         let keyed = a == alg(true);
         // The keys this event may be sealed with: the one its kid names, or (an event from
         // before kids) any key of the ring.
         let keys: Vec<&[u8]> = match v["kid"].as_str() {
-            Some(kid) => keyring.get(kid).into_iter().collect(),
-            None => keyring.keys.iter().map(|(_, k)| k.as_slice()).collect(),
+            Some(kid) => self.keyring.get(kid).into_iter().collect(),
+            None => self
+                .keyring
+                .keys
+                .iter()
+                .map(|(_, k)| k.as_slice())
+                .collect(),
         };
         if keyed && keys.is_empty() {
             let message = match v["kid"].as_str() {
@@ -179,7 +217,7 @@ pub fn verify_with<'a>(
                 None => format!("chain {chain} is keyed (hmac-sha256): give its key"),
             };
             problem("unverifiable", message);
-            continue;
+            return;
         }
         let sealed_by = |prev: &[u8; 32]| {
             if keyed {
@@ -191,9 +229,9 @@ pub fn verify_with<'a>(
         };
         if !keyed && a != alg(false) {
             problem("altered", format!("unknown alg {a:?}"));
-            continue;
+            return;
         }
-        let state = chains.entry(chain.to_string()).or_default();
+        let state = self.chains.entry(chain.to_string()).or_default();
         let expected = state.next;
         if state.prev.is_some() && seq < expected {
             problem(
@@ -203,7 +241,7 @@ pub fn verify_with<'a>(
                     expected - 1
                 ),
             );
-            continue;
+            return;
         }
         match state.prev {
             Some(prev) if seq == expected => {
@@ -230,7 +268,7 @@ pub fn verify_with<'a>(
                 }
             }
             // The log starts in the middle of a chain: fine for a rotated log, a gap otherwise.
-            None if partial => {}
+            None if self.partial => {}
             None => problem(
                 "gap",
                 format!(
@@ -241,9 +279,8 @@ pub fn verify_with<'a>(
         }
         state.next = seq + 1;
         state.prev = Some(stated);
-        report.chains.insert(chain.to_string(), seq);
+        self.report.chains.insert(chain.to_string(), seq);
     }
-    report
 }
 
 #[cfg(test)]

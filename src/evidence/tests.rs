@@ -370,3 +370,54 @@ fn an_event_without_the_sidecars_own_identity_takes_its_chains_workload() {
     )));
     assert_eq!(g.unreadable, 0);
 }
+
+/// Read as a stream, an event whose chain's workload is not known yet goes to the chain's
+/// placeholder; once known, `resolve` moves it, and the graph is the one the whole trail makes.
+#[test]
+fn a_graph_read_as_a_stream_resolves_to_the_graph_of_the_whole_trail() {
+    let mut first = event(
+        "2026-11-25T10:00:01.000Z",
+        None,
+        API,
+        false,
+        None,
+        (0, 0),
+        (0, 0),
+        ("none", "none"),
+    );
+    first["chain"] = json!("c1");
+    first["workload"] = Value::Null;
+    let mut second = first.clone();
+    second["ts"] = json!("2026-11-25T10:00:03.000Z");
+    let mut named = event(
+        "2026-11-25T10:00:02.000Z",
+        None,
+        API,
+        false,
+        None,
+        (0, 0),
+        (0, 0),
+        ("none", "none"),
+    );
+    named["chain"] = json!("c1");
+    let events = [first, named, second];
+    let mut whole = Graph::default();
+    let all = chain_workloads(&events);
+    for e in &events {
+        whole.add_in(e, &all);
+    }
+    let (mut streamed, mut known) = (Graph::default(), BTreeMap::new());
+    for e in &events {
+        if let (Some(c), Some(w)) = (e["chain"].as_str(), e["workload"].as_str()) {
+            known.insert(c.to_owned(), w.to_owned());
+        }
+        streamed.add_in(e, &known);
+    }
+    assert_ne!(streamed, whole, "the first event went to the placeholder");
+    streamed.resolve(&known);
+    assert_eq!(streamed, whole);
+    assert_eq!(
+        whole.flows[&(UNIDENTIFIED.to_owned(), API.to_owned())].requests,
+        3
+    );
+}

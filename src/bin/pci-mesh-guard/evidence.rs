@@ -2,15 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pci_mesh_guard::audit::verify::{event_text, verify_with};
+use pci_mesh_guard::audit::verify::{event_text, Verifier};
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::evidence::{self, Graph, Provenance, Standing};
 
-use super::{keyring_from_env, open, read_key_file};
+use super::{for_each_line, keyring_from_env, read_key_file};
 
 pub const USAGE: &str =
     "  pci-mesh-guard evidence [--key-file F]... [--partial] [--unverified] [--config FILE]
@@ -57,31 +56,38 @@ pub fn run(rest: &[String]) -> Result<ExitCode, String> {
         None => vec![],
     };
 
+    // Each file is read once, as a stream: verified and added to the graph line by line, so what
+    // is held is one state per chain and one edge per flow, whatever the logs' length.
     let mut graph = Graph::default();
     let mut chains: BTreeMap<String, u64> = BTreeMap::new();
+    let mut workloads: BTreeMap<String, String> = BTreeMap::new();
     let mut problems = vec![];
-    let mut texts = vec![];
     for file in &files {
-        let mut text = String::new();
-        open(file)?
-            .read_to_string(&mut text)
-            .map_err(|e| format!("{file}: {e}"))?;
-        let report = verify_with(text.lines(), &keys, partial);
+        let mut verifier = Verifier::new(&keys, partial);
+        for_each_line(file, |line| {
+            verifier.feed(line);
+            let Some(event) =
+                event_text(line).and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            else {
+                return;
+            };
+            if let (Some(chain), Some(workload)) =
+                (event["chain"].as_str(), event["workload"].as_str())
+            {
+                workloads
+                    .entry(chain.to_owned())
+                    .or_insert_with(|| workload.to_owned());
+            }
+            graph.add_in(&event, &workloads);
+        })?;
+        let report = verifier.finish();
         for p in &report.problems {
             problems.push(format!("{file}:{}: {}: {}", p.line, p.kind, p.message));
         }
         chains.extend(report.chains);
-        texts.push(text);
     }
-    let events: Vec<serde_json::Value> = texts
-        .iter()
-        .flat_map(|t| t.lines())
-        .filter_map(|line| event_text(line).and_then(|t| serde_json::from_str(t).ok()))
-        .collect();
-    let workloads = evidence::chain_workloads(&events);
-    for event in &events {
-        graph.add_in(event, &workloads);
-    }
+    // Events read before their chain's workload was known are moved to it.
+    graph.resolve(&workloads);
     for p in &problems {
         eprintln!("{p}");
     }

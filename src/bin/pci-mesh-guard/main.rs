@@ -204,6 +204,26 @@ fn stream(
     Ok(*r.counts())
 }
 
+/// Calls `each` with every line of `file` (`-`: standard input), read as a stream: one line is
+/// held at a time, however long the file. A line that is not UTF-8 is an error naming it.
+fn for_each_line(file: &str, mut each: impl FnMut(&str)) -> Result<(), String> {
+    let mut reader = io::BufReader::with_capacity(1 << 16, open(file)?);
+    let (mut buf, mut n) = (Vec::new(), 0usize);
+    loop {
+        buf.clear();
+        let read = io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+            .map_err(|e| format!("{file}: {e}"))?;
+        if read == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let line = std::str::from_utf8(&buf)
+            .map_err(|_| format!("{file}:{n}: not UTF-8"))?
+            .trim_end_matches(['\n', '\r']);
+        each(line);
+    }
+}
+
 fn open(file: &str) -> Result<Box<dyn Read>, String> {
     if file == "-" {
         return Ok(Box::new(io::stdin().lock()));
@@ -398,7 +418,7 @@ fn read_key_file(ring: &mut Keyring, f: &str) -> Result<(), String> {
 }
 
 fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
-    use pci_mesh_guard::audit::verify::verify_with;
+    use pci_mesh_guard::audit::verify::Verifier;
     let (mut keys, mut partial, mut files) = (keyring_from_env()?, false, vec![]);
     let mut it = rest.iter();
     while let Some(a) = it.next() {
@@ -417,11 +437,9 @@ fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
     }
     let mut intact = true;
     for file in files {
-        let mut text = String::new();
-        open(&file)?
-            .read_to_string(&mut text)
-            .map_err(|e| format!("{file}: {e}"))?;
-        let report = verify_with(text.lines(), &keys, partial);
+        let mut verifier = Verifier::new(&keys, partial);
+        for_each_line(&file, |line| verifier.feed(line))?;
+        let report = verifier.finish();
         for p in &report.problems {
             println!("{file}:{}: {}: {}", p.line, p.kind, p.message);
         }
