@@ -10,11 +10,12 @@
 pub mod layout;
 mod render;
 mod scope;
+pub mod summary;
 mod svg;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use render::{dot, markdown, Provenance};
@@ -26,7 +27,7 @@ pub use svg::svg;
 pub const UNIDENTIFIED: &str = "(unidentified caller)";
 
 /// Card numbers that crossed one way: masked, or in clear under a grant or under `dry_run`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crossing {
     pub masked: u64,
     pub granted: u64,
@@ -50,7 +51,7 @@ impl Crossing {
 }
 
 /// One caller → callee edge over the period.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
     pub caller: String,
     pub callee: String,

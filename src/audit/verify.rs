@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::chain::{alg, derived_kid, kid_problem, mac, split_sealed};
+use serde::{Deserialize, Serialize};
+
+use super::chain::{alg, derived_kid, hex, kid_problem, mac, split_sealed};
 use super::json::parse_unique;
 use super::SCHEMA;
 
@@ -20,7 +22,24 @@ pub struct Report {
     pub events: usize,
     /// Chains seen, with their last verified sequence number.
     pub chains: BTreeMap<String, u64>,
+    /// Where each chain's part in this log begins and ends, so that parts read apart can be
+    /// joined (`evidence merge`).
+    pub spans: BTreeMap<String, ChainSpan>,
     pub problems: Vec<Problem>,
+}
+
+/// The part of one chain a log holds: its first event (whose mac a reader of the part before can
+/// check: it was sealed over that part's last mac) and its last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainSpan {
+    pub first_seq: u64,
+    /// The first event's canonical bytes (without its mac) and its mac, in hex.
+    pub first_canonical: String,
+    pub first_mac: String,
+    pub last_seq: u64,
+    pub last_mac: String,
+    /// The key the chain names (keyed chains).
+    pub kid: Option<String>,
 }
 
 #[derive(Default)]
@@ -37,6 +56,14 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// The key named `kid`; for a chain from before kids (`None`), every key.
+    pub fn candidates(&self, kid: Option<&str>) -> Vec<&[u8]> {
+        match kid {
+            Some(kid) => self.get(kid).into_iter().collect(),
+            None => self.keys.iter().map(|(_, k)| k.as_slice()).collect(),
+        }
+    }
+
     /// A keyring of one key, under its derived id.
     pub fn single(key: &[u8]) -> Keyring {
         let mut ring = Keyring::default();
@@ -144,7 +171,17 @@ impl<'k> Verifier<'k> {
         }
     }
 
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        for (chain, span) in &mut self.report.spans {
+            if let Some(State {
+                next,
+                prev: Some(prev),
+            }) = self.chains.get(chain)
+            {
+                span.last_seq = next.saturating_sub(1);
+                span.last_mac = hex(prev);
+            }
+        }
         self.report
     }
 
@@ -202,15 +239,7 @@ impl<'k> Verifier<'k> {
         let keyed = a == alg(true);
         // The keys this event may be sealed with: the one its kid names, or (an event from
         // before kids) any key of the ring.
-        let keys: Vec<&[u8]> = match v["kid"].as_str() {
-            Some(kid) => self.keyring.get(kid).into_iter().collect(),
-            None => self
-                .keyring
-                .keys
-                .iter()
-                .map(|(_, k)| k.as_slice())
-                .collect(),
-        };
+        let keys = self.keyring.candidates(v["kid"].as_str());
         if keyed && keys.is_empty() {
             let message = match v["kid"].as_str() {
                 Some(kid) => format!("chain {chain} is sealed with key {kid}, not in the keyring"),
@@ -280,6 +309,20 @@ impl<'k> Verifier<'k> {
         state.next = seq + 1;
         state.prev = Some(stated);
         self.report.chains.insert(chain.to_string(), seq);
+        if !self.report.spans.contains_key(chain) {
+            self.report.spans.insert(
+                chain.to_string(),
+                ChainSpan {
+                    first_seq: seq,
+                    first_canonical: canonical,
+                    first_mac: hex(&stated),
+                    // Filled in by `finish`, from the chain's state.
+                    last_seq: seq,
+                    last_mac: String::new(),
+                    kid: v["kid"].as_str().map(str::to_owned),
+                },
+            );
+        }
     }
 }
 
