@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::chain::{alg, derived_kid, hex, kid_problem, mac, split_sealed};
 use super::json::parse_unique;
@@ -185,8 +186,10 @@ impl<'k> Verifier<'k> {
         self.report
     }
 
-    /// Verifies the next line of the log.
-    pub fn feed(&mut self, line: &str) {
+    /// Verifies the next line of the log, and gives back the event it holds, parsed, when it
+    /// is a well-formed sealed event (whatever its verification found), so that a reader need not
+    /// parse it again.
+    pub fn feed(&mut self, line: &str) -> Option<Value> {
         self.line += 1;
         let n = self.line;
         // A line that carries any of the sealed event's markers is an event; one whose schema
@@ -194,7 +197,7 @@ impl<'k> Verifier<'k> {
         let looks_sealed = line.contains(r#""chain":""#) || line.contains(r#","mac":""#);
         let text = event_text(line);
         if text.is_none() && !looks_sealed {
-            return;
+            return None;
         }
         self.report.events += 1;
         let mut problem = |kind, message: String| {
@@ -206,7 +209,7 @@ impl<'k> Verifier<'k> {
         };
         let Some(text) = text else {
             problem("altered", "an event whose schema marker is damaged".into());
-            return;
+            return None;
         };
         // A key named twice would leave `seq`, `chain` or `alg` (or any field a reader relies on)
         // to whichever copy a parser keeps: such an event is refused, whatever its mac says.
@@ -214,19 +217,19 @@ impl<'k> Verifier<'k> {
             Ok(v) => Some(v),
             Err(e) if e.to_string().starts_with("duplicate key") => {
                 problem("duplicate_key", format!("{e}"));
-                return;
+                return None;
             }
             Err(_) => None,
         };
         let (Some(v), Some((canonical, stated))) = (parsed, split_sealed(text)) else {
             problem("altered", "not a well-formed sealed event".into());
-            return;
+            return None;
         };
         let (Some(chain), Some(seq), Some(a)) =
             (v["chain"].as_str(), v["seq"].as_u64(), v["alg"].as_str())
         else {
             problem("altered", "event without seq, chain or alg".into());
-            return;
+            return Some(v);
         };
         // Chains count from 1; a number with no successor cannot be part of one either.
         if seq == 0 || seq == u64::MAX {
@@ -234,7 +237,7 @@ impl<'k> Verifier<'k> {
                 "altered",
                 format!("chain {chain}: seq {seq} is out of range"),
             );
-            return;
+            return Some(v);
         }
         let keyed = a == alg(true);
         // The keys this event may be sealed with: the one its kid names, or (an event from
@@ -246,7 +249,7 @@ impl<'k> Verifier<'k> {
                 None => format!("chain {chain} is keyed (hmac-sha256): give its key"),
             };
             problem("unverifiable", message);
-            return;
+            return Some(v);
         }
         let sealed_by = |prev: &[u8; 32]| {
             if keyed {
@@ -258,7 +261,7 @@ impl<'k> Verifier<'k> {
         };
         if !keyed && a != alg(false) {
             problem("altered", format!("unknown alg {a:?}"));
-            return;
+            return Some(v);
         }
         let state = self.chains.entry(chain.to_string()).or_default();
         let expected = state.next;
@@ -270,7 +273,7 @@ impl<'k> Verifier<'k> {
                     expected - 1
                 ),
             );
-            return;
+            return Some(v);
         }
         match state.prev {
             Some(prev) if seq == expected => {
@@ -323,6 +326,7 @@ impl<'k> Verifier<'k> {
                 },
             );
         }
+        Some(v)
     }
 }
 

@@ -8,11 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use serde_json::Value;
-
 use super::{Flow, Graph};
 use crate::audit::chain::{alg, mac, unhex};
-use crate::audit::verify::{event_text, ChainSpan, Keyring, Verifier};
+use crate::audit::verify::{ChainSpan, Keyring, Verifier};
 
 pub const SUMMARY_SCHEMA: &str = "pci-mesh-guard/evidence-summary/v1";
 
@@ -72,9 +70,7 @@ impl<'k> Summarizer<'k> {
     }
 
     pub fn feed(&mut self, line: &str) {
-        self.verifier.feed(line);
-        let Some(event) = event_text(line).and_then(|t| serde_json::from_str::<Value>(t).ok())
-        else {
+        let Some(event) = self.verifier.feed(line) else {
             return;
         };
         if let (Some(chain), Some(workload)) = (event["chain"].as_str(), event["workload"].as_str())

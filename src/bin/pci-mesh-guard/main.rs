@@ -438,7 +438,9 @@ fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
     let mut intact = true;
     for file in files {
         let mut verifier = Verifier::new(&keys, partial);
-        for_each_line(&file, |line| verifier.feed(line))?;
+        for_each_line(&file, |line| {
+            verifier.feed(line);
+        })?;
         let report = verifier.finish();
         for p in &report.problems {
             println!("{file}:{}: {}: {}", p.line, p.kind, p.message);
