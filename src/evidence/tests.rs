@@ -341,18 +341,7 @@ fn an_event_without_the_sidecars_own_identity_takes_its_chains_workload() {
         ("mask", "mask"),
     );
     with["chain"] = json!("c1");
-    let mut plaintext = event(
-        "2026-11-25T10:00:02.000Z",
-        None,
-        API,
-        false,
-        None,
-        (0, 0),
-        (0, 0),
-        ("none", "none"),
-    );
-    plaintext["chain"] = json!("c1");
-    plaintext["workload"] = Value::Null;
+    let plaintext = denied_in_chain("2026-11-25T10:00:02.000Z", "c1", false);
     let mut orphan = plaintext.clone();
     orphan["chain"] = json!("c2");
     let events = [plaintext, with, orphan];
@@ -371,35 +360,24 @@ fn an_event_without_the_sidecars_own_identity_takes_its_chains_workload() {
     assert_eq!(g.unreadable, 0);
 }
 
+/// A plaintext caller denied at `API`, in audit chain `chain`; the event names the sidecar's own
+/// workload only when `named` (a plaintext connection shows no certificate of the sidecar's).
+fn denied_in_chain(ts: &str, chain: &str, named: bool) -> Value {
+    let mut e = event(ts, None, API, false, None, (0, 0), (0, 0), ("none", "none"));
+    e["chain"] = json!(chain);
+    if !named {
+        e["workload"] = Value::Null;
+    }
+    e
+}
+
 /// Read as a stream, an event whose chain's workload is not known yet goes to the chain's
 /// placeholder; once known, `resolve` moves it, and the graph is the one the whole trail makes.
 #[test]
 fn a_graph_read_as_a_stream_resolves_to_the_graph_of_the_whole_trail() {
-    let mut first = event(
-        "2026-11-25T10:00:01.000Z",
-        None,
-        API,
-        false,
-        None,
-        (0, 0),
-        (0, 0),
-        ("none", "none"),
-    );
-    first["chain"] = json!("c1");
-    first["workload"] = Value::Null;
-    let mut second = first.clone();
-    second["ts"] = json!("2026-11-25T10:00:03.000Z");
-    let mut named = event(
-        "2026-11-25T10:00:02.000Z",
-        None,
-        API,
-        false,
-        None,
-        (0, 0),
-        (0, 0),
-        ("none", "none"),
-    );
-    named["chain"] = json!("c1");
+    let first = denied_in_chain("2026-11-25T10:00:01.000Z", "c1", false);
+    let named = denied_in_chain("2026-11-25T10:00:02.000Z", "c1", true);
+    let second = denied_in_chain("2026-11-25T10:00:03.000Z", "c1", false);
     let events = [first, named, second];
     let mut whole = Graph::default();
     let all = chain_workloads(&events);
