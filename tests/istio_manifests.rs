@@ -114,33 +114,23 @@ fn the_native_envoyfilter_patch_loads_and_enforces_in_envoy() {
 
 #[test]
 fn the_validator_refuses_a_manifest_istio_would_refuse() {
-    let dir = std::env::temp_dir().join(format!("pmg-istio-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let good =
-        std::fs::read_to_string(mesh::root().join("envoy-config/istio/wasmplugin.yaml")).unwrap();
-    for (name, from, to, named) in [
-        (
-            "bad-value.yaml",
-            "failStrategy: FAIL_CLOSE",
-            "failStrategy: FAIL_SOMETIMES",
-            "spec.failStrategy",
-        ),
-        (
-            "unknown-field.yaml",
-            "phase: AUTHZ",
-            "phaze: AUTHZ",
-            "spec.phaze: unknown field",
-        ),
-    ] {
-        assert!(good.contains(from), "the manifest no longer has {from:?}");
-        let bad = dir.join(name);
-        std::fs::write(&bad, good.replace(from, to)).unwrap();
-        let out = validate(&[bad]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name} passed validation");
-        assert!(stderr.contains(named), "{name}: {stderr}");
-    }
-    std::fs::remove_dir_all(&dir).unwrap();
+    refuses_broken_copies(
+        "wasmplugin.yaml",
+        &[
+            (
+                "bad-value.yaml",
+                "failStrategy: FAIL_CLOSE",
+                "failStrategy: FAIL_SOMETIMES",
+                "spec.failStrategy",
+            ),
+            (
+                "unknown-field.yaml",
+                "phase: AUTHZ",
+                "phaze: AUTHZ",
+                "spec.phaze: unknown field",
+            ),
+        ],
+    );
 }
 
 /// YAML of a manifest under `envoy-config/istio/`, as JSON.
@@ -206,62 +196,70 @@ fn the_waypoint_manifests_target_the_waypoint_and_take_the_tunnel_identity() {
 /// What the TrafficExtension's CRD refuses, its schema and rules refuse too.
 #[test]
 fn the_validator_refuses_a_traffic_extension_istio_would_refuse() {
-    let dir = std::env::temp_dir().join(format!("pmg-te-{}", std::process::id()));
+    refuses_broken_copies(
+        "trafficextension.yaml",
+        &[
+            (
+                "unknown-field.yaml",
+                "phase: AUTHZ",
+                "phaze: AUTHZ",
+                "phaze",
+            ),
+            (
+                "bad-phase.yaml",
+                "phase: AUTHZ",
+                "phase: EXECUTION_PHASE_AUTHZ",
+                "spec.phase",
+            ),
+            (
+                "bad-strategy.yaml",
+                "failStrategy: FAIL_CLOSE",
+                "failStrategy: FAIL_SOMETIMES",
+                "spec.wasm.failStrategy",
+            ),
+            (
+                "bad-digest.yaml",
+                "sha256: \"0000",
+                "sha256: \"000",
+                "spec.wasm.sha256",
+            ),
+            (
+                "selector-and-target.yaml",
+                "spec:\n  targetRefs:",
+                "spec:\n  selector: {matchLabels: {app: payments-api}}\n  targetRefs:",
+                "only one of targetRefs or selector",
+            ),
+            (
+                "wasm-and-lua.yaml",
+                "  phase: AUTHZ",
+                "  phase: AUTHZ\n  lua: {inlineCode: 'function envoy_on_request(h) end'}",
+                "exactly one of wasm or lua",
+            ),
+            (
+                "cross-namespace.yaml",
+                "    name: waypoint",
+                "    name: waypoint\n    namespace: istio-system",
+                "cross namespace",
+            ),
+            (
+                "host-with-value.yaml",
+                "      - name: PCI_MESH_GUARD_AUDIT_KEY\n        valueFrom: HOST",
+                "      - name: PCI_MESH_GUARD_AUDIT_KEY\n        valueFrom: HOST\n        value: x",
+                "value may only be set",
+            ),
+        ],
+    );
+}
+
+/// Each case breaks a copy of `manifest` (its first `from` made `to`): the validator must refuse
+/// it, naming `named`.
+fn refuses_broken_copies(manifest: &str, cases: &[(&str, &str, &str, &str)]) {
+    let dir = std::env::temp_dir().join(format!("pmg-broken-{manifest}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good =
-        std::fs::read_to_string(mesh::root().join("envoy-config/istio/trafficextension.yaml"))
-            .unwrap();
-    for (name, from, to, named) in [
-        (
-            "unknown-field.yaml",
-            "phase: AUTHZ",
-            "phaze: AUTHZ",
-            "phaze",
-        ),
-        (
-            "bad-phase.yaml",
-            "phase: AUTHZ",
-            "phase: EXECUTION_PHASE_AUTHZ",
-            "spec.phase",
-        ),
-        (
-            "bad-strategy.yaml",
-            "failStrategy: FAIL_CLOSE",
-            "failStrategy: FAIL_SOMETIMES",
-            "spec.wasm.failStrategy",
-        ),
-        (
-            "bad-digest.yaml",
-            "sha256: \"0000",
-            "sha256: \"000",
-            "spec.wasm.sha256",
-        ),
-        (
-            "selector-and-target.yaml",
-            "spec:\n  targetRefs:",
-            "spec:\n  selector: {matchLabels: {app: payments-api}}\n  targetRefs:",
-            "only one of targetRefs or selector",
-        ),
-        (
-            "wasm-and-lua.yaml",
-            "  phase: AUTHZ",
-            "  phase: AUTHZ\n  lua: {inlineCode: 'function envoy_on_request(h) end'}",
-            "exactly one of wasm or lua",
-        ),
-        (
-            "cross-namespace.yaml",
-            "    name: waypoint",
-            "    name: waypoint\n    namespace: istio-system",
-            "cross namespace",
-        ),
-        (
-            "host-with-value.yaml",
-            "      - name: PCI_MESH_GUARD_AUDIT_KEY\n        valueFrom: HOST",
-            "      - name: PCI_MESH_GUARD_AUDIT_KEY\n        valueFrom: HOST\n        value: x",
-            "value may only be set",
-        ),
-    ] {
-        assert!(good.contains(from), "the manifest no longer has {from:?}");
+        std::fs::read_to_string(mesh::root().join("envoy-config/istio").join(manifest)).unwrap();
+    for (name, from, to, named) in cases {
+        assert!(good.contains(from), "{manifest} no longer has {from:?}");
         let bad = dir.join(name);
         std::fs::write(&bad, good.replacen(from, to, 1)).unwrap();
         let out = validate(&[bad]);
