@@ -293,6 +293,15 @@ impl Root {
 }
 
 impl Context for Root {
+    /// The plugin is unloaded (its configuration removed, or the proxy stopping): the chain's
+    /// `stop` event says its end is no loss.
+    fn on_done(&mut self) -> bool {
+        if self.policy.take().is_some() {
+            filter::audit_stop(&WasmHost, &self.auditor, "shutdown");
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         _token: u32,
@@ -319,12 +328,18 @@ impl RootContext for Root {
             .flatten()
             .unwrap_or_default();
         define_metrics();
+        if self.policy.is_some() {
+            filter::audit_stop(&WasmHost, &self.auditor, "reconfigured");
+        }
         self.policy = filter::configure(&WasmHost, &input, &self.auditor);
         record_memory();
         if let Some(p) = &self.policy {
-            // The otlp_http sink is driven by the timer: due batches leave within a tick.
+            // The otlp_http sink is driven by the timer: due batches leave within a tick. The
+            // heartbeat is checked each second, so one is written at most a second late.
             let tick = if p.audit.otlp.is_some() {
                 Duration::from_millis(100)
+            } else if p.audit.heartbeat.is_some() {
+                Duration::from_secs(1)
             } else {
                 Duration::ZERO
             };

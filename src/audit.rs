@@ -4,15 +4,18 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 mod access_json;
 pub mod chain;
+mod checkpoint;
 pub mod json;
 pub mod otlp;
 pub mod verify;
+
+pub use checkpoint::{Checkpoint, LifecycleEvent};
 
 use crate::host::LogLevel;
 use crate::lint::Finding;
@@ -147,6 +150,9 @@ pub struct ConfigEvent {
     /// log), while this event and the other VM events stay in the proxy log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_chain: Option<String>,
+    /// The heartbeat period in seconds (0: off), of an accepted configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_s: Option<u64>,
     /// Weaknesses of the audit trail itself (no key, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -177,6 +183,10 @@ pub struct Auditor {
     pub key_origin: &'static str,
     /// The key of keyed PAN tokens (`TOKEN_KEY_ENV`); without it no tokens are recorded.
     pub token_key: Option<Rc<[u8]>>,
+    /// The configuration's heartbeat period (`audit.heartbeat_s`), `None` when off.
+    heartbeat: Option<Duration>,
+    /// When the last heartbeat (or the `config` event that started the period) was written.
+    last_heartbeat: SystemTime,
 }
 
 /// The VM environment variable holding the key of keyed PAN tokens.
@@ -228,6 +238,8 @@ impl Auditor {
             key_problem,
             key_origin: "vm_config.environment_variables.",
             token_key: None,
+            heartbeat: None,
+            last_heartbeat: UNIX_EPOCH,
         }
     }
 
@@ -375,6 +387,45 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
     std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
+/// Reads a time as `rfc3339_millis` writes it (`2026-11-25T00:42:03.123Z`; the fraction may be
+/// left out), as milliseconds since the epoch. `None` for anything else.
+pub fn parse_rfc3339_millis(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let digits = b.get(from..from + len)?;
+        digits.iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if seps.iter().any(|(i, c)| b.get(*i) != Some(c)) {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let ms = match b.get(19..) {
+        Some(b"Z") => 0,
+        Some([b'.', f @ .., b'Z']) if f.len() == 3 => num(20, 3)?,
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms)
+}
+
+/// A proleptic Gregorian (year, month, day) to days since 1970-01-01 (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -415,6 +466,33 @@ mod tests {
                 ms % 1000
             );
             assert_eq!(rfc3339_millis(at), want);
+        }
+    }
+
+    #[test]
+    fn reads_back_every_instant_it_writes() {
+        let mut t: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2000 {
+            t ^= t << 13;
+            t ^= t >> 7;
+            t ^= t << 17;
+            let ms = t % 253_402_300_800_000;
+            let written = rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms));
+            assert_eq!(parse_rfc3339_millis(&written), Some(ms as i64), "{written}");
+        }
+        assert_eq!(
+            parse_rfc3339_millis("2026-12-07T20:00:00Z"),
+            parse_rfc3339_millis("2026-12-07T20:00:00.000Z")
+        );
+        for bad in [
+            "2026-12-07 20:00:00Z",
+            "2026-12-07T20:00:00",
+            "2026-13-07T20:00:00Z",
+            "2026-12-07T20:00:00.5Z",
+            "2026-12-07T24:00:00Z",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
         }
     }
 

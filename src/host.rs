@@ -346,6 +346,11 @@ pub trait Host {
     fn ships_by_http(&self) -> bool {
         true
     }
+    /// Whether the host calls the plugin on a timer when no traffic comes (the audit chain's
+    /// heartbeats need it).
+    fn has_timer(&self) -> bool {
+        true
+    }
     /// Whether `set_body` can add bytes to a body in the trailers callback, after the body's data
     /// callbacks let their bytes go (Envoy's native filters can; proxy-wasm cannot, so a body
     /// whose tail is held is paused until the tail is settled).

@@ -70,6 +70,7 @@ fn each_documented_default_is_the_parsers() {
         "redaction.mask_char",
         "redaction.compressed_body",
         "audit.sink",
+        "audit.heartbeat_s",
     ];
     let rows = rows();
     let bare = format!(

@@ -164,6 +164,16 @@ impl Chain {
         &self.id
     }
 
+    /// The seq of the chain's last event (0 before the first).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The mac of the chain's last event (zeros before the first).
+    pub fn last_mac(&self) -> &[u8; 32] {
+        &self.prev
+    }
+
     /// Seals an event given as its JSON object text: appends `seq`, `chain`, `alg`, `kid` (keyed
     /// chains), then `mac`, in the event's own buffer.
     pub fn seal(&mut self, event: impl Into<String>) -> String {

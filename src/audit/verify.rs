@@ -10,6 +10,9 @@ use super::chain::{alg, derived_kid, hex, kid_problem, mac, split_sealed};
 use super::json::parse_unique;
 use super::SCHEMA;
 
+mod ends;
+use ends::Ends;
+
 /// Something wrong with the log, at a line (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -159,6 +162,7 @@ pub struct Verifier<'k> {
     chains: BTreeMap<String, State>,
     /// Lines fed so far.
     line: usize,
+    ends: Ends,
 }
 
 impl<'k> Verifier<'k> {
@@ -169,10 +173,20 @@ impl<'k> Verifier<'k> {
             report: Report::default(),
             chains: BTreeMap::new(),
             line: 0,
+            ends: Ends::new(None),
         }
     }
 
+    /// Judges where chains end against `until` (milliseconds since the epoch), the end of the
+    /// period the logs cover: a chain silent for longer than its heartbeat period before it,
+    /// without a `stop`, is `truncated`.
+    pub fn until(mut self, until: i64) -> Verifier<'k> {
+        self.ends = Ends::new(Some(until));
+        self
+    }
+
     pub fn finish(mut self) -> Report {
+        self.report.problems.extend(self.ends.truncated());
         for (chain, span) in &mut self.report.spans {
             if let Some(State {
                 next,
@@ -311,6 +325,7 @@ impl<'k> Verifier<'k> {
         }
         state.next = seq + 1;
         state.prev = Some(stated);
+        self.ends.note(chain, seq, n, &v);
         self.report.chains.insert(chain.to_string(), seq);
         if !self.report.spans.contains_key(chain) {
             self.report.spans.insert(
@@ -330,5 +345,7 @@ impl<'k> Verifier<'k> {
     }
 }
 
+#[cfg(test)]
+mod ends_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,7 @@
 //! The `audit` section of the configuration: the sink, and the collector's keys for `otlp_http`.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::{ConfigError, Sink};
@@ -17,6 +19,7 @@ pub(super) struct RawAudit {
     max_queue: Option<u64>,
     timeout_ms: Option<u64>,
     required: Option<bool>,
+    heartbeat_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,12 +27,29 @@ pub struct AuditSettings {
     pub sink: Sink,
     /// The collector, with `sink: "otlp_http"`.
     pub otlp: Option<OtlpSettings>,
+    /// How often each chain writes a `heartbeat` event (`audit.heartbeat_s`); `None` when 0.
+    pub heartbeat: Option<Duration>,
 }
+
+/// `audit.heartbeat_s` when not given.
+pub const DEFAULT_HEARTBEAT_S: u64 = 60;
+/// The longest heartbeat period accepted: a day.
+pub const MAX_HEARTBEAT_S: u64 = 86_400;
 
 /// The `audit` section: with `sink: "otlp_http"` a `cluster` is required and the other keys have
 /// defaults; with `log` or `access_log` the collector's keys would have no effect and are refused.
 pub(super) fn compile_audit(a: RawAudit) -> Result<AuditSettings, ConfigError> {
     let at = |k: &str| format!("audit.{k}");
+    let heartbeat = match a.heartbeat_s.unwrap_or(DEFAULT_HEARTBEAT_S) {
+        0 => None,
+        s if s <= MAX_HEARTBEAT_S => Some(Duration::from_secs(s)),
+        _ => {
+            return Err(ConfigError::new(
+                at("heartbeat_s"),
+                format!("must be from 0 (off) to {MAX_HEARTBEAT_S}"),
+            ))
+        }
+    };
     if a.sink != Sink::OtlpHttp {
         let given = [
             ("cluster", a.cluster.is_some()),
@@ -50,6 +70,7 @@ pub(super) fn compile_audit(a: RawAudit) -> Result<AuditSettings, ConfigError> {
         return Ok(AuditSettings {
             sink: a.sink,
             otlp: None,
+            heartbeat,
         });
     }
     let cluster = a.cluster.filter(|c| !c.trim().is_empty()).ok_or_else(|| {
@@ -84,7 +105,7 @@ pub(super) fn compile_audit(a: RawAudit) -> Result<AuditSettings, ConfigError> {
             authority: a.authority.unwrap_or_else(|| cluster.clone()),
             cluster,
             path,
-            flush_interval: std::time::Duration::from_millis(ranged(
+            flush_interval: Duration::from_millis(ranged(
                 "flush_interval_ms",
                 a.flush_interval_ms,
                 1000,
@@ -93,14 +114,9 @@ pub(super) fn compile_audit(a: RawAudit) -> Result<AuditSettings, ConfigError> {
             )?),
             max_batch: max_batch as usize,
             max_queue: max_queue as usize,
-            timeout: std::time::Duration::from_millis(ranged(
-                "timeout_ms",
-                a.timeout_ms,
-                2000,
-                100,
-                60_000,
-            )?),
+            timeout: Duration::from_millis(ranged("timeout_ms", a.timeout_ms, 2000, 100, 60_000)?),
             required: a.required.unwrap_or(false),
         }),
+        heartbeat,
     })
 }

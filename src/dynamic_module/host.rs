@@ -544,6 +544,10 @@ impl Host for ModuleHost<'_> {
         false
     }
 
+    fn has_timer(&self) -> bool {
+        false
+    }
+
     fn adds_body_at_trailers(&self) -> bool {
         true
     }

@@ -25,6 +25,7 @@ fn config_event<H: Host>(host: &H, input: &[u8], keyed: bool) -> ConfigEvent {
         rules: 0,
         findings: Vec::new(),
         access_chain: None,
+        heartbeat_s: None,
         warnings: Vec::new(),
     };
     if !keyed {
@@ -58,8 +59,18 @@ fn announce<H: Host>(host: &H, auditor: &SharedAuditor, policy: &Policy, mut eve
             .ok()
             .map(|a| a.access_chain_id().to_owned());
     }
+    // Heartbeats need a timer, which the native build's host does not offer yet: its chains
+    // write none, and their `config` events say so rather than promise a period.
+    let heartbeat = policy.audit.heartbeat.filter(|_| host.has_timer());
+    if policy.audit.heartbeat.is_some() && heartbeat.is_none() {
+        event.warnings.push(
+            "audit.heartbeat_s: this build has no timer; its chains write no heartbeats, so the end of a log cannot be vouched for".into(),
+        );
+    }
+    event.heartbeat_s = Some(heartbeat.map_or(0, |p| p.as_secs()));
     if let Ok(mut a) = auditor.try_borrow_mut() {
         a.configure_sink(policy.audit.otlp.clone());
+        a.set_heartbeat(heartbeat, host.now());
     }
     emit(host, auditor, &event);
     super::sink::report_drops(host, auditor);

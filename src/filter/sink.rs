@@ -128,16 +128,33 @@ pub fn emit_access<H: Host>(
     }
 }
 
-/// The root context's timer: reports events the sink had to refuse, and returns the body of the
-/// export request to send now, if one is due.
+/// The root context's timer: writes a `heartbeat` when one is due, reports events the sink had to
+/// refuse, and returns the body of the export request to send now, if one is due.
 pub fn audit_tick<H: Host>(host: &H, auditor: &SharedAuditor) -> Option<Vec<u8>> {
-    report_drops(host, auditor);
     let now = host.now();
+    let heartbeat = match auditor.try_borrow_mut() {
+        Ok(mut a) if a.heartbeat_due(now) => Some(a.lifecycle(now, None)),
+        _ => None,
+    };
+    if let Some(event) = heartbeat {
+        emit(host, auditor, &event);
+    }
+    report_drops(host, auditor);
     let mut a = auditor.try_borrow_mut().ok()?;
     let shipper = a.shipper.as_mut()?;
     let due = shipper.due(now);
     host.set_gauge(Gauge::AuditQueueDepth, shipper.depth() as u64);
     due
+}
+
+/// Writes the `stop` event of a chain whose configuration ends: `reason` is `shutdown` (the
+/// plugin is unloaded) or `reconfigured` (a new configuration replaces it).
+pub fn audit_stop<H: Host>(host: &H, auditor: &SharedAuditor, reason: &'static str) {
+    let event = match auditor.try_borrow_mut() {
+        Ok(mut a) => a.lifecycle(host.now(), Some(reason)),
+        Err(_) => return,
+    };
+    emit(host, auditor, &event);
 }
 
 /// Writes an `audit_failure` event for the events the sink refused (full queue) or lost (replaced

@@ -43,6 +43,10 @@ struct FakeHost {
     bytes: Cell<u64>,
     /// Answer `adds_body_at_trailers` as the native build's host does.
     adds_at_trailers: bool,
+    /// How far the clock has been moved on from its fixed start.
+    later: Cell<Duration>,
+    /// Answer `has_timer` as the native build's host does.
+    no_timer: bool,
 }
 
 impl FakeHost {
@@ -255,9 +259,12 @@ impl Host for FakeHost {
     fn adds_body_at_trailers(&self) -> bool {
         self.adds_at_trailers
     }
+    fn has_timer(&self) -> bool {
+        !self.no_timer
+    }
     fn now(&self) -> SystemTime {
         self.count("now", 0);
-        UNIX_EPOCH + Duration::from_millis(1_795_567_323_045)
+        UNIX_EPOCH + Duration::from_millis(1_795_567_323_045) + self.later.get()
     }
 }
 
@@ -1122,5 +1129,6 @@ fn events_queued_for_a_sink_the_next_configuration_removes_are_reported_lost() {
 
 mod access_log_sink;
 mod audit_trail;
+mod checkpoints;
 mod connections;
 pub(crate) mod cost;

@@ -1233,6 +1233,23 @@ impl Mesh {
         .unwrap_or_else(|| panic!("no access event for {request_id}:\n{}", self.log("server")))
     }
 
+    /// Stops process `name` as an orchestrator does (SIGTERM), and waits up to 20 s for it to
+    /// exit; true when it did.
+    pub fn terminate(&mut self, name: &str) -> bool {
+        let Some(p) = self.procs.iter_mut().find(|p| p.name == name) else {
+            return false;
+        };
+        let pid = p.child.id() as libc::pid_t;
+        // SAFETY: sends a signal to a child this harness spawned and has not yet waited for.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return false;
+        }
+        eventually(Duration::from_secs(20), || {
+            p.child.try_wait().ok().flatten()
+        })
+        .is_some()
+    }
+
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
         self.procs.iter().map(|p| (p.name, p.child.id())).collect()
     }

@@ -34,7 +34,10 @@ const USAGE_TEXT: &str = "usage:
                                                the kid its events name, comes from the keyring:
                                                PCI_MESH_GUARD_AUDIT_KEY (and _KEY_ID) and every
                                                --key-file (lines `KID KEY`, or a key alone);
-                                               --partial accepts chains that start mid-way
+                                               --partial accepts chains that start mid-way;
+                                               --until TS (UTC, or now) ends the period the
+                                               files cover: they are one trail, and a chain
+                                               cut before TS is reported `truncated`
 {EVIDENCE}
 options:
   --config FILE      take masking settings and patterns from a plugin configuration's `redaction`
@@ -420,6 +423,7 @@ fn read_key_file(ring: &mut Keyring, f: &str) -> Result<(), String> {
 fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
     use pci_mesh_guard::audit::verify::Verifier;
     let (mut keys, mut partial, mut files) = (keyring_from_env()?, false, vec![]);
+    let mut until = None;
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -428,6 +432,10 @@ fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
                 read_key_file(&mut keys, f)?;
             }
             "--partial" => partial = true,
+            "--until" => {
+                let ts = it.next().ok_or("--until needs a value")?;
+                until = Some(period_end(ts)?);
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
             s => files.push(s.to_string()),
         }
@@ -435,18 +443,41 @@ fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
     if files.is_empty() {
         files.push("-".into());
     }
+    // With the period's end, the files are one trail: a checkpoint in one log vouches for a
+    // chain in another. Without it, each file is verified alone.
+    let groups: Vec<Vec<String>> = match until {
+        Some(_) => vec![files],
+        None => files.into_iter().map(|f| vec![f]).collect(),
+    };
     let mut intact = true;
-    for file in files {
+    for group in groups {
         let mut verifier = Verifier::new(&keys, partial);
-        for_each_line(&file, |line| {
-            verifier.feed(line);
-        })?;
+        if let Some(t) = until {
+            verifier = verifier.until(t);
+        }
+        // The first line number of each file, as the verifier counts lines.
+        let mut starts = Vec::with_capacity(group.len());
+        let mut lines = 0usize;
+        for file in &group {
+            starts.push((lines, file.as_str()));
+            for_each_line(file, |line| {
+                lines += 1;
+                verifier.feed(line);
+            })?;
+        }
         let report = verifier.finish();
         for p in &report.problems {
-            println!("{file}:{}: {}: {}", p.line, p.kind, p.message);
+            let (first, file) = starts
+                .iter()
+                .rev()
+                .find(|(first, _)| *first < p.line)
+                .copied()
+                .unwrap_or((0, "-"));
+            println!("{file}:{}: {}: {}", p.line - first, p.kind, p.message);
         }
         println!(
-            "{file}: {} events in {} chains, {} problems",
+            "{}: {} events in {} chains, {} problems",
+            group.join(" "),
             report.events,
             report.chains.len(),
             report.problems.len()
@@ -458,4 +489,17 @@ fn verify_audit(rest: &[String]) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The end of the period a trail covers: an RFC 3339 UTC time (`2026-12-07T00:00:00Z`, with or
+/// without milliseconds) or `now`, as milliseconds since the epoch.
+fn period_end(ts: &str) -> Result<i64, String> {
+    if ts == "now" {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| format!("--until now: {e}"))?;
+        return Ok(now.as_millis() as i64);
+    }
+    pci_mesh_guard::audit::parse_rfc3339_millis(ts)
+        .ok_or_else(|| format!("--until {ts:?}: not a UTC time like 2026-12-07T00:00:00Z (or now)"))
 }
