@@ -53,14 +53,17 @@ fn auditor(seed: u64) -> SharedAuditor {
 /// per Envoy worker.
 pub struct Enforcement {
     policy: Arc<Policy>,
+    /// The main thread's chain, which recorded the configuration.
+    main: SharedAuditor,
     workers: Box<[Worker]>,
 }
 
 // SAFETY: an `Enforcement` is made on Envoy's main thread and then only read, except for its
 // workers' `Rc` state: `workers[i]` is touched only by hooks of streams on worker `i`
 // (`get_worker_index`), which Envoy runs on that worker's thread alone, after it received the
-// configuration through Envoy's own (synchronizing) hand-over. It is dropped when the last
-// configuration that uses it is destroyed, after every stream that used it is gone.
+// configuration through Envoy's own (synchronizing) hand-over. Its `stop` and its drop run on the
+// main thread when the last configuration that uses it is destroyed, after every stream that used
+// it is gone, so no worker touches its state any more.
 unsafe impl Send for Enforcement {}
 // SAFETY: as for `Send`: shared access never touches one worker's state from two threads.
 unsafe impl Sync for Enforcement {}
@@ -74,7 +77,8 @@ impl Enforcement {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         // The main thread's chain records the configuration once, as the wasm build's main VM does.
-        let policy = filter::configure(host, input, &auditor(seed))?;
+        let main = auditor(seed);
+        let policy = filter::configure(host, input, &main)?;
         let workers = (0..workers)
             .map(|i| {
                 let w = Worker {
@@ -86,7 +90,20 @@ impl Enforcement {
                 w
             })
             .collect();
-        Some(Enforcement { policy, workers })
+        Some(Enforcement {
+            policy,
+            main,
+            workers,
+        })
+    }
+
+    /// Ends every chain of the configuration with its `stop` event: called on the main thread when
+    /// the last Envoy configuration that uses it is destroyed, after all their streams.
+    fn stop<H: Host>(&self, host: &H) {
+        filter::audit_stop(host, &self.main, "shutdown");
+        for w in self.workers.iter() {
+            filter::audit_stop(host, &w.auditor, "shutdown");
+        }
     }
 }
 

@@ -113,7 +113,14 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *co
             if !config.is_null() {
                 // SAFETY: `config` came from `Box::into_raw` in `config_new`, and Envoy destroys it
                 // once, after every stream that used it.
-                drop(unsafe { Box::from_raw(config as *mut ModuleConfig) });
+                let config = unsafe { Box::from_raw(config as *mut ModuleConfig) };
+                // The last configuration of its enforcement (both are only made and destroyed on
+                // the main thread): its chains end here.
+                if Arc::strong_count(&config.enforcement) == 1 {
+                    let host = ModuleHost::new(std::ptr::null_mut(), &config.metrics);
+                    config.enforcement.stop(&host);
+                }
+                drop(config);
             }
         },
     )

@@ -619,8 +619,10 @@ fn measure(shape: &str) -> (BTreeMap<&'static str, u64>, u64) {
     assert_eq!(events, 1, "{shape}: one access event in filter state");
     // And the mark an access log's `metadata_filter` selects it by.
     assert_eq!(marked, ["pci_mesh_guard.audit_event"], "{shape}");
+    // The request's calls, not the configuration's end (its chains' `stop` events).
+    let cost = envoy(|e| (std::mem::take(&mut e.calls), e.bytes));
     envoy_dynamic_module_on_http_filter_config_destroy(config);
-    envoy(|e| (std::mem::take(&mut e.calls), e.bytes))
+    cost
 }
 
 const SHAPES: [&str; 5] = [
@@ -797,4 +799,42 @@ fn in_a_waypoint_the_caller_is_the_tunnel_peer_the_waypoint_put_in_filter_state(
     );
     assert_eq!(envoy(|e| e.replies.first().map(|r| r.0)), Some(403));
     envoy_dynamic_module_on_http_filter_config_destroy(config);
+}
+
+#[test]
+fn the_last_configuration_of_a_policy_ends_its_chains_with_stops() {
+    let json = format!("{}{}", bench_policy(), " ".repeat(4096));
+    std::env::set_var(crate::audit::chain::KEY_ENV, "bench-audit-key-0123456789");
+    let new = || {
+        envoy_dynamic_module_on_http_filter_config_new(
+            ENVOY_OBJECT,
+            lend(b"pci-mesh-guard"),
+            lend(json.as_bytes()),
+        )
+    };
+    let stops = || -> Vec<serde_json::Value> {
+        envoy(|e| e.logs.clone())
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "stop")
+            .collect()
+    };
+    let (first, second) = (new(), new());
+    assert!(!first.is_null() && !second.is_null());
+    request(first, "GET", "/get", 0, &[]);
+    let before = stops().len();
+    // Another listener's configuration of the same JSON shares the chains: they go on.
+    envoy_dynamic_module_on_http_filter_config_destroy(second);
+    assert_eq!(stops().len(), before, "the policy is still in use");
+    envoy_dynamic_module_on_http_filter_config_destroy(first);
+    let ended: Vec<serde_json::Value> = stops().into_iter().skip(before).collect();
+    assert!(
+        ended.len() >= 2,
+        "the main thread's chain and each worker's: {ended:?}"
+    );
+    assert!(ended.iter().all(|e| e["reason"] == "shutdown"));
+    assert!(
+        ended.iter().any(|e| e["chains"][0]["seq"] == 1),
+        "a worker's stop names its access chain's one event: {ended:?}"
+    );
 }
