@@ -12,6 +12,7 @@ mod access_json;
 pub mod chain;
 mod checkpoint;
 pub mod json;
+pub mod ocsf;
 pub mod otlp;
 pub mod verify;
 

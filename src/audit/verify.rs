@@ -185,6 +185,11 @@ impl<'k> Verifier<'k> {
         self
     }
 
+    /// Problems found so far.
+    pub fn problems(&self) -> usize {
+        self.report.problems.len()
+    }
+
     pub fn finish(mut self) -> Report {
         self.report.problems.extend(self.ends.truncated());
         for (chain, span) in &mut self.report.spans {

@@ -19,6 +19,8 @@ use pci_mesh_guard::audit::verify::Keyring;
 use pci_mesh_guard::config::Policy;
 use pci_mesh_guard::pan::{Counts, Masking, Options, Pattern, Redactor, ALL_BRANDS};
 
+mod export;
+
 // The evidence needs the native-only SVG renderer.
 #[cfg(not(target_arch = "wasm32"))]
 mod evidence;
@@ -38,6 +40,13 @@ const USAGE_TEXT: &str = "usage:
                                                --until TS (UTC, or now) ends the period the
                                                files cover: they are one trail, and a chain
                                                cut before TS is reported `truncated`
+  pci-mesh-guard export --format ocsf [--key-file F]... [--partial] [FILE...]
+                                               verify as verify-audit does and write each
+                                               access event as an OCSF 1.1.0 HTTP Activity
+                                               record (JSON lines), with a Detection Finding for
+                                               card numbers passed in clear on a denial under
+                                               dry_run; events that fail verification are left
+                                               out and reported (exit 1)
 {EVIDENCE}
 options:
   --config FILE      take masking settings and patterns from a plugin configuration's `redaction`
@@ -90,6 +99,9 @@ fn run() -> Result<ExitCode, String> {
     }
     if command == "verify-audit" {
         return verify_audit(&argv[1..]);
+    }
+    if command == "export" {
+        return export::run(&argv[1..]);
     }
     if command == "lint" {
         let [_, file] = argv.as_slice() else {
