@@ -216,11 +216,45 @@ impl Chain {
 
 /// Splits a sealed event into its canonical bytes and its stated mac.
 pub fn split_sealed(line: &str) -> Option<(String, [u8; 32])> {
+    sealed_parts(line).map(|(body, mac)| (format!("{body}}}"), mac))
+}
+
+/// As `split_sealed`, without a copy: the canonical bytes are the returned body followed by `}`.
+pub fn sealed_parts(line: &str) -> Option<(&str, [u8; 32])> {
     let cut = line.len().checked_sub(MAC_SUFFIX_LEN)?;
     let (body, suffix) = (line.get(..cut)?, line.get(cut..)?);
     let mac = suffix.strip_prefix(r#","mac":""#)?.strip_suffix(r#""}"#)?;
-    Some((format!("{body}}}"), unhex(mac)?))
+    Some((body, unhex(mac)?))
 }
+
+/// `mac` over `prev` and the canonical bytes `body` followed by `}` (see `sealed_parts`), with a
+/// key already set up (`keyed_hmac`), or plain SHA-256 without one.
+pub fn mac_of_parts(keyed: Option<&Hmac<Sha256>>, prev: &[u8; 32], body: &str) -> [u8; 32] {
+    match keyed {
+        Some(k) => {
+            let mut m = k.clone();
+            m.update(prev);
+            m.update(body.as_bytes());
+            m.update(b"}");
+            m.finalize().into_bytes().into()
+        }
+        None => {
+            let mut h = Sha256::new();
+            h.update(prev);
+            h.update(body.as_bytes());
+            h.update(b"}");
+            h.finalize().into()
+        }
+    }
+}
+
+/// The HMAC of `key`, its pads hashed once, to clone for each event.
+pub fn keyed_hmac(key: &[u8]) -> Option<Hmac<Sha256>> {
+    Hmac::<Sha256>::new_from_slice(key).ok()
+}
+
+/// An HMAC-SHA256 with its key set up.
+pub type KeyedHmac = Hmac<Sha256>;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,9 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+mod sealed;
+pub use sealed::{read_sealed, Sealed};
+
 /// Parses `text` as JSON, refusing an object anywhere in it that repeats a key.
 pub fn parse_unique(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str::<Unique>(text).map(|u| u.0)

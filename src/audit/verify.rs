@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::chain::{alg, derived_kid, hex, kid_problem, mac, split_sealed};
-use super::json::parse_unique;
+use super::chain::{
+    alg, derived_kid, hex, keyed_hmac, kid_problem, mac_of_parts, sealed_parts, KeyedHmac,
+};
+use super::json::{read_sealed, Sealed};
 use super::SCHEMA;
 
 mod ends;
@@ -54,18 +55,46 @@ struct State {
 
 /// The keys a verifier holds, by id (`kid`). Each chain names the id of the key it is sealed
 /// with; a chain sealed before events carried ids is tried against every key.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Keyring {
-    keys: Vec<(String, Vec<u8>)>,
+    /// Each key by its id, with its HMAC set up once (cloned for each event).
+    keys: Vec<(String, Vec<u8>, Option<KeyedHmac>)>,
+}
+
+impl std::fmt::Debug for Keyring {
+    /// Names the keys, never shows them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|(k, _, _)| k.as_str()).collect();
+        f.debug_struct("Keyring").field("kids", &kids).finish()
+    }
 }
 
 impl Keyring {
     /// The key named `kid`; for a chain from before kids (`None`), every key.
     pub fn candidates(&self, kid: Option<&str>) -> Vec<&[u8]> {
-        match kid {
-            Some(kid) => self.get(kid).into_iter().collect(),
-            None => self.keys.iter().map(|(_, k)| k.as_slice()).collect(),
-        }
+        self.keys
+            .iter()
+            .filter(|(k, _, _)| kid.is_none_or(|kid| k == kid))
+            .map(|(_, k, _)| k.as_slice())
+            .collect()
+    }
+
+    /// Whether the keyring holds a key for `kid` (any key, for a chain from before kids).
+    pub fn names(&self, kid: Option<&str>) -> bool {
+        self.keys
+            .iter()
+            .any(|(k, _, _)| kid.is_none_or(|kid| k == kid))
+    }
+
+    /// Whether a key for `kid` sealed the canonical bytes `body` + `}` over `prev` as `stated`.
+    pub fn seals(&self, kid: Option<&str>, prev: &[u8; 32], body: &str, stated: &[u8; 32]) -> bool {
+        self.keys
+            .iter()
+            .filter(|(k, _, _)| kid.is_none_or(|kid| k == kid))
+            .any(|(_, _, h)| {
+                h.as_ref()
+                    .is_some_and(|h| mac_of_parts(Some(h), prev, body) == *stated)
+            })
     }
 
     /// A keyring of one key, under its derived id.
@@ -77,8 +106,9 @@ impl Keyring {
 
     /// Adds a key; a later key under the same id replaces the earlier one.
     pub fn add(&mut self, kid: String, key: Vec<u8>) {
-        self.keys.retain(|(k, _)| *k != kid);
-        self.keys.push((kid, key));
+        self.keys.retain(|(k, _, _)| *k != kid);
+        let hmac = keyed_hmac(&key);
+        self.keys.push((kid, key, hmac));
     }
 
     /// Adds the keys of a keyring file: one key per line, as `KID KEY` or as `KEY` alone (its
@@ -110,23 +140,23 @@ impl Keyring {
     pub fn len(&self) -> usize {
         self.keys.len()
     }
-
-    fn get(&self, kid: &str) -> Option<&[u8]> {
-        self.keys
-            .iter()
-            .find(|(k, _)| k == kid)
-            .map(|(_, key)| key.as_slice())
-    }
 }
 
 /// The audit event in a log line: the whole line (JSON lines) or the JSON object that ends an
 /// Envoy log line. `None` for lines that hold no event.
 pub fn event_text(line: &str) -> Option<&str> {
-    let marker = format!(r#"{{"schema":"{SCHEMA}""#);
-    line.find(&marker)
-        .and_then(|i| line.get(i..))
-        .map(str::trim_end)
+    // JSON lines start with the event; an Envoy log line has its prefix first.
+    let at = if line.starts_with(MARKER) {
+        0
+    } else {
+        line.find(MARKER)?
+    };
+    line.get(at..).map(str::trim_end)
 }
+
+/// How every event begins: `{"schema":"pci-mesh-guard/audit/v1"`.
+const MARKER: &str = "{\"schema\":\"pci-mesh-guard/audit/v1\"";
+const _: () = assert!(MARKER.len() == SCHEMA.len() + 12);
 
 /// Verifies every event of `lines`. `key` is the chains' HMAC key, if they are keyed. With
 /// `partial`, a chain may start after seq 1 (a rotated log): its first event is taken as the anchor.
@@ -205,17 +235,15 @@ impl<'k> Verifier<'k> {
         self.report
     }
 
-    /// Verifies the next line of the log, and gives back the event it holds, parsed, when it
-    /// is a well-formed sealed event (whatever its verification found), so that a reader need not
-    /// parse it again.
-    pub fn feed(&mut self, line: &str) -> Option<Value> {
+    /// Verifies the next line of the log, and gives back the fields verification read, when it
+    /// holds a well-formed sealed event (whatever its verification found).
+    pub fn feed<'l>(&mut self, line: &'l str) -> Option<Sealed<'l>> {
         self.line += 1;
         let n = self.line;
         // A line that carries any of the sealed event's markers is an event; one whose schema
         // marker was damaged must not slip by as an ordinary log line.
-        let looks_sealed = line.contains(r#""chain":""#) || line.contains(r#","mac":""#);
         let text = event_text(line);
-        if text.is_none() && !looks_sealed {
+        if text.is_none() && !line.contains(r#""chain":""#) && !line.contains(r#","mac":""#) {
             return None;
         }
         self.report.events += 1;
@@ -232,7 +260,7 @@ impl<'k> Verifier<'k> {
         };
         // A key named twice would leave `seq`, `chain` or `alg` (or any field a reader relies on)
         // to whichever copy a parser keeps: such an event is refused, whatever its mac says.
-        let parsed = match parse_unique(text) {
+        let parsed = match read_sealed(text) {
             Ok(v) => Some(v),
             Err(e) if e.to_string().starts_with("duplicate key") => {
                 problem("duplicate_key", format!("{e}"));
@@ -240,12 +268,11 @@ impl<'k> Verifier<'k> {
             }
             Err(_) => None,
         };
-        let (Some(v), Some((canonical, stated))) = (parsed, split_sealed(text)) else {
+        let (Some(v), Some((body, stated))) = (parsed, sealed_parts(text)) else {
             problem("altered", "not a well-formed sealed event".into());
             return None;
         };
-        let (Some(chain), Some(seq), Some(a)) =
-            (v["chain"].as_str(), v["seq"].as_u64(), v["alg"].as_str())
+        let (Some(chain), Some(seq), Some(a)) = (v.chain.as_deref(), v.seq, v.alg.as_deref())
         else {
             problem("altered", "event without seq, chain or alg".into());
             return Some(v);
@@ -261,9 +288,10 @@ impl<'k> Verifier<'k> {
         let keyed = a == alg(true);
         // The keys this event may be sealed with: the one its kid names, or (an event from
         // before kids) any key of the ring.
-        let keys = self.keyring.candidates(v["kid"].as_str());
-        if keyed && keys.is_empty() {
-            let message = match v["kid"].as_str() {
+        let keyring = self.keyring;
+        let kid = v.kid.as_deref();
+        if keyed && !keyring.names(kid) {
+            let message = match v.kid.as_deref() {
                 Some(kid) => format!("chain {chain} is sealed with key {kid}, not in the keyring"),
                 None => format!("chain {chain} is keyed (hmac-sha256): give its key"),
             };
@@ -272,17 +300,22 @@ impl<'k> Verifier<'k> {
         }
         let sealed_by = |prev: &[u8; 32]| {
             if keyed {
-                keys.iter()
-                    .any(|k| mac(Some(k), prev, canonical.as_bytes()) == stated)
+                keyring.seals(kid, prev, body, &stated)
             } else {
-                mac(None, prev, canonical.as_bytes()) == stated
+                mac_of_parts(None, prev, body) == stated
             }
         };
         if !keyed && a != alg(false) {
             problem("altered", format!("unknown alg {a:?}"));
             return Some(v);
         }
-        let state = self.chains.entry(chain.to_string()).or_default();
+        // Looked up before inserted: a chain's id is allocated once, not for each event.
+        if !self.chains.contains_key(chain) {
+            self.chains.insert(chain.to_owned(), State::default());
+        }
+        let Some(state) = self.chains.get_mut(chain) else {
+            return Some(v);
+        };
         let expected = state.next;
         if state.prev.is_some() && seq < expected {
             problem(
@@ -331,18 +364,23 @@ impl<'k> Verifier<'k> {
         state.next = seq + 1;
         state.prev = Some(stated);
         self.ends.note(chain, seq, n, &v);
-        self.report.chains.insert(chain.to_string(), seq);
+        match self.report.chains.get_mut(chain) {
+            Some(last) => *last = seq,
+            None => {
+                self.report.chains.insert(chain.to_owned(), seq);
+            }
+        }
         if !self.report.spans.contains_key(chain) {
             self.report.spans.insert(
                 chain.to_string(),
                 ChainSpan {
                     first_seq: seq,
-                    first_canonical: canonical,
+                    first_canonical: format!("{body}}}"),
                     first_mac: hex(&stated),
                     // Filled in by `finish`, from the chain's state.
                     last_seq: seq,
                     last_mac: String::new(),
-                    kid: v["kid"].as_str().map(str::to_owned),
+                    kid: v.kid.as_deref().map(str::to_owned),
                 },
             );
         }

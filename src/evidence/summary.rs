@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Flow, Graph};
 use crate::audit::chain::{alg, mac, unhex};
-use crate::audit::verify::{ChainSpan, Keyring, Verifier};
+use crate::audit::verify::{event_text, ChainSpan, Keyring, Verifier};
+use serde_json::Value;
 
 pub const SUMMARY_SCHEMA: &str = "pci-mesh-guard/evidence-summary/v1";
 
@@ -70,7 +71,16 @@ impl<'k> Summarizer<'k> {
     }
 
     pub fn feed(&mut self, line: &str) {
-        let Some(event) = self.verifier.feed(line) else {
+        // Only access events draw the evidence: only they are read whole.
+        if self
+            .verifier
+            .feed(line)
+            .is_none_or(|s| s.event() != "access")
+        {
+            return;
+        }
+        let Some(event) = event_text(line).and_then(|t| serde_json::from_str::<Value>(t).ok())
+        else {
             return;
         };
         if let (Some(chain), Some(workload)) = (event["chain"].as_str(), event["workload"].as_str())

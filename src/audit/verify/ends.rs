@@ -12,9 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-use super::Problem;
+use super::{Problem, Sealed};
 use crate::audit::parse_rfc3339_millis;
 
 /// A timer's lateness forgiven beyond the heartbeat period: a tenth of it, at least 2 s (the
@@ -65,10 +63,15 @@ impl Ends {
     }
 
     /// Notes event `v`, verified as seq `seq` of `chain`, at `line`.
-    pub fn note(&mut self, chain: &str, seq: u64, line: usize, v: &Value) {
-        let ts = v["ts"].as_str().and_then(parse_rfc3339_millis);
-        let kind = v["event"].as_str().unwrap_or_default();
-        let end = self.chains.entry(chain.to_owned()).or_default();
+    pub fn note(&mut self, chain: &str, seq: u64, line: usize, v: &Sealed<'_>) {
+        let ts = v.ts.as_deref().and_then(parse_rfc3339_millis);
+        let kind = v.event();
+        if !self.chains.contains_key(chain) {
+            self.chains.insert(chain.to_owned(), End::default());
+        }
+        let Some(end) = self.chains.get_mut(chain) else {
+            return;
+        };
         if seq >= end.last_seq {
             end.last_seq = seq;
             end.last_line = line;
@@ -76,7 +79,7 @@ impl Ends {
             end.stopped = kind == "stop";
             end.config_only = seq == 1 && kind == "config";
         }
-        if let Some(p) = v["heartbeat_s"].as_u64() {
+        if let Some(p) = v.heartbeat_s {
             end.period_s = Some(p);
         }
         if !matches!(kind, "heartbeat" | "stop") {
@@ -88,13 +91,8 @@ impl Ends {
                 return;
             }
         }
-        let Some(points) = v["chains"].as_array() else {
-            return;
-        };
-        for p in points {
-            let (Some(of), Some(at_seq)) = (p["chain"].as_str(), p["seq"].as_u64()) else {
-                continue;
-            };
+        for (of, at_seq) in &v.checkpoints {
+            let (of, at_seq) = (of.as_str(), *at_seq);
             let claim = Claim {
                 seq: at_seq,
                 by: chain.to_owned(),
@@ -102,7 +100,7 @@ impl Ends {
                 line,
                 ts,
                 stop: kind == "stop",
-                period_s: v["heartbeat_s"].as_u64().unwrap_or(0),
+                period_s: v.heartbeat_s.unwrap_or(0),
             };
             match self.claims.get_mut(of) {
                 Some(c) if c.seq > at_seq => {}

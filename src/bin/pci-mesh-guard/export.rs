@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use pci_mesh_guard::audit::ocsf;
-use pci_mesh_guard::audit::verify::Verifier;
+use pci_mesh_guard::audit::verify::{event_text, Verifier};
 
 use super::{for_each_line, keyring_from_env, read_key_file, usage};
 
@@ -41,9 +41,12 @@ pub fn run(rest: &[String]) -> Result<ExitCode, String> {
     for file in &files {
         for_each_line(file, |line| {
             let before = verifier.problems();
-            let event = verifier.feed(line);
+            let access = verifier.feed(line).is_some_and(|s| s.event() == "access");
             // Only what verified is exported: a record points at a seal that holds.
-            let Some(event) = event.filter(|_| verifier.problems() == before) else {
+            if !access || verifier.problems() != before {
+                return;
+            }
+            let Some(event) = event_text(line).and_then(|t| serde_json::from_str(t).ok()) else {
                 return;
             };
             for record in ocsf::records(&event) {
