@@ -7,6 +7,7 @@
 //! `Graph` sums them per caller → callee edge; the sum does not depend on the order of the events,
 //! so the logs of several sidecars can be read in any order.
 
+pub mod collapse;
 pub mod layout;
 mod render;
 mod scope;

@@ -37,14 +37,19 @@ impl Rect {
     pub fn contains(&self, o: &Rect) -> bool {
         o.x >= self.x && o.y >= self.y && o.right() <= self.right() && o.bottom() <= self.bottom()
     }
-    /// True when the segment a–b passes through the interior.
+    /// True when the segment a–b passes through the interior (by more than rounding: a line
+    /// that ends on a box's side, computed from far away, may land a hair inside it).
     pub fn crossed_by(&self, a: (f64, f64), b: (f64, f64)) -> bool {
+        const HAIR: f64 = 1e-6;
         // Sample the segment finely: every segment here is short next to the boxes it could meet.
         let steps = 64;
         (0..=steps).any(|i| {
             let t = f64::from(i) / f64::from(steps);
             let (x, y) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
-            x > self.x && x < self.right() && y > self.y && y < self.bottom()
+            x > self.x + HAIR
+                && x < self.right() - HAIR
+                && y > self.y + HAIR
+                && y < self.bottom() - HAIR
         })
     }
 }
@@ -193,7 +198,22 @@ impl Span<'_> {
 
 /// Lays out `g` with the standings of `scope`.
 pub fn layout(g: &Graph, scope: &Scope) -> Diagram {
-    let workloads = g.workloads();
+    layout_noted(g, scope, "")
+}
+
+/// As `layout`, with `note` after the title's period.
+pub fn layout_noted(g: &Graph, scope: &Scope, note: &str) -> Diagram {
+    // Every workload of the flows, and of the scope (a box whose flows all stay inside it).
+    let mut workloads = g.workloads();
+    let drawn: std::collections::BTreeSet<&str> = workloads.iter().copied().collect();
+    workloads.extend(
+        scope
+            .workloads
+            .iter()
+            .map(|e| e.workload.as_str())
+            .filter(|w| !drawn.contains(w)),
+    );
+    workloads.sort_unstable();
     let name_of = |w: &str| -> String {
         if w == UNIDENTIFIED {
             return w.to_owned();
@@ -387,7 +407,7 @@ pub fn layout(g: &Graph, scope: &Scope) -> Diagram {
         .period()
         .map(|(a, b)| format!(", {a} to {b}"))
         .unwrap_or_default();
-    let title = format!("Cardholder data flows (PCI DSS 1.2.4){period}");
+    let title = format!("Cardholder data flows (PCI DSS 1.2.4){period}{note}");
     let title_right = MARGIN + title.chars().count() as f64 * TITLE_CHAR_W;
     Diagram {
         title,

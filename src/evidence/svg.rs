@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::layout::{layout, zone_title, Diagram, EdgeStyle, Rect, CHAR_W, LINE};
+use super::collapse::for_drawing;
+use super::layout::{layout_noted, zone_title, Diagram, EdgeStyle, Rect, CHAR_W, LINE};
 use super::{Graph, Scope, Standing};
 
 fn escape(s: &str) -> String {
@@ -63,7 +64,16 @@ fn text(out: &mut String, x: f64, y: f64, lines: &[String], extra: &str) {
 
 /// The diagram of `g` as an SVG document.
 pub fn svg(g: &Graph, scope: &Scope) -> String {
-    render(&layout(g, scope))
+    let (drawn, drawn_scope, collapsed) = for_drawing(g, scope);
+    let note = collapsed
+        .map(|c| {
+            format!(
+                "; {} workloads and {} flows, drawn by namespace: not drawn are {} flows inside one box and {} edges away from the cardholder data environment without card numbers in clear (all are in dataflow.dot and dataflow.json)",
+                c.workloads, c.flows, c.inside, c.elsewhere
+            )
+        })
+        .unwrap_or_default();
+    render(&layout_noted(&drawn, &drawn_scope, &note))
 }
 
 pub fn render(d: &Diagram) -> String {

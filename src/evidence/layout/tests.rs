@@ -184,3 +184,42 @@ fn labels_count_in_words_that_read_right() {
         "→ 3 card numbers: 2 masked, 1 granted".to_owned()
     ]));
 }
+
+#[test]
+fn a_mesh_of_500_workloads_and_5000_flows_is_drawn_by_namespace_in_well_under_seconds() {
+    use crate::evidence::collapse::{for_drawing, WORKLOAD_LIMIT};
+    let g = mesh(500, 50, 20_000);
+    assert!(
+        g.workloads().len() > 450 && g.flows.len() >= 5_000,
+        "{}",
+        g.flows.len()
+    );
+    let s = scope(&g);
+    let started = std::time::Instant::now();
+    let (drawn, drawn_scope, collapsed) = for_drawing(&g, &s);
+    let d = layout_noted(&drawn, &drawn_scope, "");
+    let took = started.elapsed();
+    let c = collapsed.expect("above the limit, the drawing is collapsed");
+    assert_eq!((c.workloads, c.flows), (g.workloads().len(), g.flows.len()));
+    // One box per namespace and standing (and the unidentified callers): at most 4 per namespace.
+    assert!(d.nodes.len() <= 50 * 4 + 1, "{} boxes", d.nodes.len());
+    assert!(d.nodes.len() > WORKLOAD_LIMIT / 2);
+    // Every flow is drawn, inside a box, or counted as away from the cardholder data environment.
+    let drawn_flows: u64 = drawn.flows.values().map(|f| f.requests).sum();
+    assert!(drawn_flows > 0 && c.inside + c.elsewhere + drawn.flows.len() <= c.flows);
+    // Each drawn edge touches a cardholder data environment box or carries card numbers in clear.
+    for f in drawn.flows.values() {
+        let cde = |w: &str| drawn_scope.standing(w) == Some(Standing::CardholderDataEnvironment);
+        assert!(
+            cde(&f.caller) || cde(&f.callee) || f.to_callee.in_clear() + f.to_caller.in_clear() > 0,
+            "{} -> {}",
+            f.caller,
+            f.callee
+        );
+    }
+    check(&d);
+    assert!(took.as_secs_f64() < 5.0, "laid out in {took:?}");
+    // Below the limit, every workload is drawn as itself.
+    let small = mesh(40, 5, 100);
+    assert!(for_drawing(&small, &scope(&small)).2.is_none());
+}
