@@ -8,6 +8,7 @@
 //! so the logs of several sidecars can be read in any order.
 
 pub mod collapse;
+mod fold;
 pub mod layout;
 mod render;
 mod scope;

@@ -8,7 +8,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 mod sealed;
-pub use sealed::{read_sealed, Sealed};
+pub use sealed::{read_sealed, Access, Sealed};
 
 /// Parses `text` as JSON, refusing an object anywhere in it that repeats a key.
 pub fn parse_unique(text: &str) -> Result<Value, serde_json::Error> {

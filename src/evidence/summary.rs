@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::fold::Fold;
 use super::{Flow, Graph};
 use crate::audit::chain::{alg, mac, unhex};
-use crate::audit::verify::{event_text, ChainSpan, Keyring, Verifier};
-use serde_json::Value;
+use crate::audit::verify::{ChainSpan, Keyring, Verifier};
 
 pub const SUMMARY_SCHEMA: &str = "pci-mesh-guard/evidence-summary/v1";
 
@@ -55,7 +55,7 @@ impl Summary {
 pub struct Summarizer<'k> {
     name: String,
     verifier: Verifier<'k>,
-    graph: Graph,
+    fold: Fold,
     workloads: BTreeMap<String, String>,
 }
 
@@ -65,37 +65,29 @@ impl<'k> Summarizer<'k> {
         Summarizer {
             name: name.to_owned(),
             verifier: Verifier::new(keyring, true),
-            graph: Graph::default(),
+            fold: Fold::default(),
             workloads: BTreeMap::new(),
         }
     }
 
     pub fn feed(&mut self, line: &str) {
-        // Only access events draw the evidence: only they are read whole.
-        if self
-            .verifier
-            .feed(line)
-            .is_none_or(|s| s.event() != "access")
-        {
-            return;
-        }
-        let Some(event) = event_text(line).and_then(|t| serde_json::from_str::<Value>(t).ok())
-        else {
+        // Only access events draw the evidence, from the fields the verifier kept.
+        let Some(s) = self.verifier.feed(line).filter(|s| s.event() == "access") else {
             return;
         };
-        if let (Some(chain), Some(workload)) = (event["chain"].as_str(), event["workload"].as_str())
-        {
+        if let (Some(chain), Some(workload)) = (s.chain.as_deref(), s.access.workload.as_deref()) {
             if !self.workloads.contains_key(chain) {
                 self.workloads.insert(chain.to_owned(), workload.to_owned());
             }
         }
-        self.graph.add_in(&event, &self.workloads);
+        self.fold.add(&s, &self.workloads);
     }
 
-    pub fn finish(mut self) -> Summary {
+    pub fn finish(self) -> Summary {
         let report = self.verifier.finish();
-        self.graph.resolve(&self.workloads);
-        let mut summary = Summary::new(vec![self.name.clone()]).with_graph(self.graph);
+        let mut graph = self.fold.into_graph();
+        graph.resolve(&self.workloads);
+        let mut summary = Summary::new(vec![self.name.clone()]).with_graph(graph);
         summary.chains = report.spans;
         summary.workloads = self.workloads;
         summary.problems = report

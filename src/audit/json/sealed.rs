@@ -20,6 +20,25 @@ pub struct Sealed<'a> {
     pub heartbeat_s: Option<u64>,
     /// The checkpoints of a `heartbeat` or `stop`: each named chain and its seq.
     pub checkpoints: Vec<(String, u64)>,
+    /// What an access event says of its request, for the evidence.
+    pub access: Access<'a>,
+}
+
+/// The fields of an access event the evidence reads, each `None` (or 0) when absent or of
+/// another type.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Access<'a> {
+    pub principal: Option<Cow<'a, str>>,
+    pub workload: Option<Cow<'a, str>>,
+    pub decision: Option<Cow<'a, str>>,
+    pub enforced: Option<bool>,
+    pub reason: Option<Cow<'a, str>>,
+    pub rule: Option<Cow<'a, str>>,
+    /// `redaction.request` and `redaction.response`.
+    pub redaction: [Option<Cow<'a, str>>; 2],
+    /// `redacted` and `passed` of `pan.request_headers`, `request_body`, `response_headers` and
+    /// `response_body`, in that order.
+    pub pan: [(u64, u64); 4],
 }
 
 impl Sealed<'_> {
@@ -33,40 +52,46 @@ pub fn read_sealed(text: &str) -> Result<Sealed<'_>, serde_json::Error> {
     serde_json::from_str::<Top>(text).map(|t| t.0)
 }
 
-/// Keys seen in one object, each with a fingerprint compared first; beyond 32 they spill to the
-/// heap.
+/// Keys seen in one object, each with a fingerprint compared first. The nested objects of an
+/// event have a few keys each, kept inline; beyond 8 (the top level) they spill to the heap.
 struct Seen<'de> {
-    small: [(u64, Cow<'de, str>); 32],
+    small: [(u64, Cow<'de, str>); 8],
     n: usize,
     more: Vec<(u64, Cow<'de, str>)>,
+    /// One bit per fingerprint seen (of 64): a key whose bit is clear is new, unsearched.
+    bits: u64,
 }
 
-/// The length and the first and last 8 bytes of a key, folded: equal keys have equal ones, and
-/// the keys of an event's objects almost never share one.
+/// A key's length and its first, middle and last bytes: equal keys have equal ones, and the keys
+/// of an event's objects seldom share one (a shared one costs a comparison, not a mistake).
 fn fingerprint(key: &str) -> u64 {
     let b = key.as_bytes();
-    let word = |s: &[u8]| s.iter().fold(0u64, |w, &c| w << 8 | u64::from(c));
-    let head = word(b.get(..8).unwrap_or(b));
-    let tail = word(b.get(b.len().saturating_sub(8)..).unwrap_or(b));
-    head ^ tail.rotate_left(29) ^ (b.len() as u64).rotate_left(58)
+    let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+    let len = b.len();
+    len as u64 | at(0) << 32 | at(len / 2) << 40 | at(len.saturating_sub(1)) << 48
 }
 
 impl<'de> Seen<'de> {
     fn new() -> Seen<'de> {
         Seen {
-            small: std::array::from_fn(|_| (0, Cow::Borrowed(""))),
+            small: Default::default(),
             n: 0,
             more: Vec::new(),
+            bits: 0,
         }
     }
 
     /// Records `key`; an error when it was seen before.
     fn insert<E: de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
         let print = fingerprint(&key);
-        let mut seen = self.small.iter().take(self.n).chain(self.more.iter());
-        if seen.any(|(p, k)| *p == print && *k == key) {
-            return Err(E::custom(format_args!("duplicate key {key:?}")));
+        let bit = 1u64 << (print.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58);
+        if self.bits & bit != 0 {
+            let mut seen = self.small.iter().take(self.n).chain(self.more.iter());
+            if seen.any(|(p, k)| *p == print && *k == key) {
+                return Err(E::custom(format_args!("duplicate key {key:?}")));
+            }
         }
+        self.bits |= bit;
         match self.small.get_mut(self.n) {
             Some(slot) => {
                 *slot = (print, key);
@@ -105,6 +130,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 enum Scalar<'de> {
     Str(Cow<'de, str>),
     U64(u64),
+    Bool(bool),
     Other,
 }
 
@@ -128,6 +154,13 @@ impl<'de> Scalar<'de> {
             _ => None,
         }
     }
+
+    fn bool(self) -> Option<bool> {
+        match self {
+            Scalar::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 struct AnyVisitor;
@@ -138,8 +171,8 @@ impl<'de> Visitor<'de> for AnyVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Other)
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool(v))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
         Ok(u64::try_from(v).map_or(Scalar::Other, Scalar::U64))
@@ -268,6 +301,169 @@ impl<'de> Deserialize<'de> for Point {
     }
 }
 
+/// An object's string fields by name (`redaction`), walked for repeated keys; any other value
+/// gives nothing.
+struct Modes<'de>([Option<Cow<'de, str>>; 2]);
+
+impl<'de> Deserialize<'de> for Modes<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Modes<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Modes<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Modes<'de>, A::Error> {
+                let (mut seen, mut out) = (Seen::new(), [None, None]);
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let value = map.next_value::<Scalar<'de>>()?;
+                    match &*k {
+                        "request" => out[0] = value.str(),
+                        "response" => out[1] = value.str(),
+                        _ => {}
+                    }
+                    seen.insert(k)?;
+                }
+                Ok(Modes(out))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Modes<'de>, A::Error> {
+                AnyVisitor.visit_seq(seq).map(|_| Modes([None, None]))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Modes<'de>, E> {
+                Ok(Modes([None, None]))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Modes<'de>, E> {
+                Ok(Modes([None, None]))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Modes<'de>, E> {
+                Ok(Modes([None, None]))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Modes<'de>, E> {
+                Ok(Modes([None, None]))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Modes<'de>, E> {
+                Ok(Modes([None, None]))
+            }
+            fn visit_unit<E>(self) -> Result<Modes<'de>, E> {
+                Ok(Modes([None, None]))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `pan`: per place, `redacted` and `passed` (0 when absent or not a count).
+struct Pan([(u64, u64); 4]);
+
+const PLACES: [&str; 4] = [
+    "request_headers",
+    "request_body",
+    "response_headers",
+    "response_body",
+];
+
+impl<'de> Deserialize<'de> for Pan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Pan, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Pan;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pan, A::Error> {
+                let (mut seen, mut out) = (Seen::new(), [(0, 0); 4]);
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let counts = map.next_value::<Place>()?.0;
+                    if let Some(at) = PLACES.iter().position(|p| *p == &*k) {
+                        if let Some(slot) = out.get_mut(at) {
+                            *slot = counts;
+                        }
+                    }
+                    seen.insert(k)?;
+                }
+                Ok(Pan(out))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Pan, A::Error> {
+                AnyVisitor.visit_seq(seq).map(|_| Pan([(0, 0); 4]))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Pan, E> {
+                Ok(Pan([(0, 0); 4]))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Pan, E> {
+                Ok(Pan([(0, 0); 4]))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Pan, E> {
+                Ok(Pan([(0, 0); 4]))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Pan, E> {
+                Ok(Pan([(0, 0); 4]))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Pan, E> {
+                Ok(Pan([(0, 0); 4]))
+            }
+            fn visit_unit<E>(self) -> Result<Pan, E> {
+                Ok(Pan([(0, 0); 4]))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One place of `pan`: its `redacted` and `passed`.
+struct Place((u64, u64));
+
+impl<'de> Deserialize<'de> for Place {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Place, D::Error> {
+        match d.deserialize_any(PlaceVisitor)? {
+            Some(counts) => Ok(Place(counts)),
+            None => Ok(Place((0, 0))),
+        }
+    }
+}
+
+struct PlaceVisitor;
+
+impl<'de> Visitor<'de> for PlaceVisitor {
+    type Value = Option<(u64, u64)>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut seen, mut out) = (Seen::new(), (0, 0));
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            let value = map.next_value::<Scalar<'de>>()?;
+            match &*k {
+                "redacted" => out.0 = value.u64().unwrap_or(0),
+                "passed" => out.1 = value.u64().unwrap_or(0),
+                _ => {}
+            }
+            seen.insert(k)?;
+        }
+        Ok(Some(out))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        AnyVisitor.visit_seq(seq).map(|_| None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
 /// The event's top-level object.
 struct Top<'de>(Sealed<'de>);
 
@@ -282,19 +478,29 @@ impl<'de> Deserialize<'de> for Top<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
                 let (mut seen, mut s) = (Seen::new(), Sealed::default());
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    if k == "chains" {
-                        s.checkpoints = map.next_value::<Checkpoints>()?.0;
-                    } else {
-                        let value = map.next_value::<Scalar<'de>>()?;
-                        match &*k {
-                            "chain" => s.chain = value.str(),
-                            "seq" => s.seq = value.u64(),
-                            "alg" => s.alg = value.str(),
-                            "kid" => s.kid = value.str(),
-                            "ts" => s.ts = value.str(),
-                            "event" => s.event = value.str(),
-                            "heartbeat_s" => s.heartbeat_s = value.u64(),
-                            _ => {}
+                    match &*k {
+                        "chains" => s.checkpoints = map.next_value::<Checkpoints>()?.0,
+                        "redaction" => s.access.redaction = map.next_value::<Modes<'de>>()?.0,
+                        "pan" => s.access.pan = map.next_value::<Pan>()?.0,
+                        _ => {
+                            let value = map.next_value::<Scalar<'de>>()?;
+                            let a = &mut s.access;
+                            match &*k {
+                                "chain" => s.chain = value.str(),
+                                "seq" => s.seq = value.u64(),
+                                "alg" => s.alg = value.str(),
+                                "kid" => s.kid = value.str(),
+                                "ts" => s.ts = value.str(),
+                                "event" => s.event = value.str(),
+                                "heartbeat_s" => s.heartbeat_s = value.u64(),
+                                "principal" => a.principal = value.str(),
+                                "workload" => a.workload = value.str(),
+                                "decision" => a.decision = value.str(),
+                                "enforced" => a.enforced = value.bool(),
+                                "reason" => a.reason = value.str(),
+                                "rule" => a.rule = value.str(),
+                                _ => {}
+                            }
                         }
                     }
                     seen.insert(k)?;

@@ -123,3 +123,65 @@ fn a_missing_a_repeated_or_an_altered_shard_shows_at_its_join() {
         merged.problems
     );
 }
+
+/// Events of every shape the evidence reads: allowed, denied, under dry_run, granted card numbers
+/// in clear, unidentified callers, no workload (a plaintext connection), odd types, escapes.
+fn varied(n: usize) -> Vec<String> {
+    let mut chains: Vec<Chain> = (0..3)
+        .map(|c| Chain::new(format!("chain{c}"), Some(KEY.to_vec())))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let c = i % 3;
+            let principal = match i % 5 {
+                0 => "null".to_owned(),
+                1 => "7".to_owned(),
+                _ => format!(r#""spiffe://cluster.local/ns/sh\u006fp/sa/caller{}""#, i % 4),
+            };
+            let workload = match i % 7 {
+                0 => String::new(),
+                _ => format!(r#""workload":"spiffe://cluster.local/ns/payments/sa/api{c}","#),
+            };
+            let (decision, enforced, mode) = match i % 4 {
+                0 => ("deny", "true", "mask"),
+                1 => ("deny", "false", "dry_run"),
+                2 => ("allow", "true", "grant"),
+                _ => ("allow", r#""yes""#, "mask"),
+            };
+            let event = format!(
+                r#"{{"schema":"{SCHEMA}","ts":"2026-12-01T10:{:02}:00.000Z","event":"access","decision":"{decision}","enforced":{enforced},"reason":{},"rule":{},"principal":{principal},{workload}"redaction":{{"request":"{mode}","response":"{mode}"}},"pan":{{"request_body":{{"found":2,"redacted":{},"passed":{}}},"response_body":{{"found":1,"redacted":"x","passed":1}}}}}}"#,
+                (n - i) % 60,
+                if i % 6 == 0 { "null".to_owned() } else { format!(r#""reason{}""#, i % 3) },
+                if i % 9 == 0 { "null".to_owned() } else { format!(r#""rule{}""#, i % 2) },
+                i % 2,
+                i % 3,
+            );
+            chains[c].seal(event)
+        })
+        .collect()
+}
+
+#[test]
+fn the_fold_makes_the_graph_the_events_read_as_trees_make() {
+    let lines = varied(200);
+    let ring = Keyring::single(KEY);
+    let summary = summarize("varied", &lines, &ring);
+    assert!(summary.problems.is_empty(), "{:?}", summary.problems);
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| crate::audit::json::parse_unique(l).unwrap())
+        .collect();
+    let chains = super::super::chain_workloads(&events);
+    let mut tree = Graph::default();
+    for e in &events {
+        tree.add_in(e, &chains);
+    }
+    let folded: BTreeMap<(String, String), Flow> = summary
+        .flows
+        .iter()
+        .map(|f| ((f.caller.clone(), f.callee.clone()), f.clone()))
+        .collect();
+    assert!(folded.len() > 10, "{} flows", folded.len());
+    assert_eq!(folded, tree.flows);
+    assert_eq!(summary.unreadable, tree.unreadable);
+}
