@@ -16,7 +16,7 @@ pub mod ocsf;
 pub mod otlp;
 pub mod verify;
 
-pub use checkpoint::{Checkpoint, LifecycleEvent};
+pub use checkpoint::{Checkpoint, LifecycleEvent, Published, SharedPublished};
 
 use crate::host::LogLevel;
 use crate::lint::Finding;
@@ -188,6 +188,8 @@ pub struct Auditor {
     heartbeat: Option<Duration>,
     /// When the last heartbeat (or the `config` event that started the period) was written.
     last_heartbeat: SystemTime,
+    /// Where the chains' state is published for another thread, if anywhere (`publish`).
+    published: Option<SharedPublished>,
 }
 
 /// The VM environment variable holding the key of keyed PAN tokens.
@@ -241,6 +243,7 @@ impl Auditor {
             token_key: None,
             heartbeat: None,
             last_heartbeat: UNIX_EPOCH,
+            published: None,
         }
     }
 
@@ -281,6 +284,7 @@ impl Auditor {
     /// As `line`, for an event already written as JSON.
     pub fn line_json(&mut self, json: String) -> String {
         let line = self.chain.seal(json);
+        self.published_update();
         if let Some(s) = &mut self.shipper {
             if !s.push(line.clone()) {
                 self.unreported_drops += 1;
@@ -291,7 +295,9 @@ impl Auditor {
 
     /// The access event's sealed line for the `access_log` sink (its own chain; never shipped).
     pub fn access_line(&mut self, event: &AccessEvent<'_>) -> String {
-        self.access_chain.seal(event.to_json())
+        let line = self.access_chain.seal(event.to_json());
+        self.published_update();
+        line
     }
 
     /// The id of the chain of the `access_log` sink's events.

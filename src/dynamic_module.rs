@@ -8,7 +8,8 @@
 //! worker's, so the request path takes no lock, and each worker's events form a chain of their own.
 //!
 //! `abi` declares the C ABI by hand; `hooks` exports what Envoy calls; `host` implements `Host`
-//! over the callbacks; `metrics` defines the stats. Every `unsafe` block of the crate is here.
+//! over the callbacks; `metrics` defines the stats; `ticker` is the heartbeat's timer. Every
+//! `unsafe` block of the crate is here.
 #![allow(unsafe_code)]
 
 mod abi;
@@ -17,11 +18,12 @@ mod host;
 mod metrics;
 #[cfg(test)]
 mod tests;
+mod ticker;
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use crate::audit::{chain, Auditor, SharedAuditor, TOKEN_KEY_ENV};
+use crate::audit::{chain, Auditor, Checkpoint, SharedAuditor, SharedPublished, TOKEN_KEY_ENV};
 use crate::config::Policy;
 use crate::filter::{self, CallerLabels, ConnectionCache, SharedCallers, SharedConnections};
 use crate::host::Host;
@@ -35,18 +37,19 @@ const KEY_ORIGIN: &str = "the process environment: ";
 /// What one Envoy worker keeps across its streams, as each wasm VM does.
 struct Worker {
     auditor: SharedAuditor,
+    /// Where its chains stand, for the main thread's heartbeats.
+    published: SharedPublished,
     connections: SharedConnections,
     callers: SharedCallers,
 }
 
 /// A new audit chain with the keys of the process environment.
-fn auditor(seed: u64) -> SharedAuditor {
+fn new_auditor(seed: u64) -> Auditor {
     let key = std::env::var(chain::KEY_ENV).ok();
     let kid = std::env::var(chain::KEY_ID_ENV).ok();
     Auditor::with_key_id(chain::new_chain_id(seed), key.as_deref(), kid.as_deref())
         .with_token_key(std::env::var(TOKEN_KEY_ENV).ok().as_deref())
         .with_key_origin(KEY_ORIGIN)
-        .shared()
 }
 
 /// What the filter enforces under one configuration: the compiled policy, shared, and a `Worker`
@@ -77,12 +80,14 @@ impl Enforcement {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         // The main thread's chain records the configuration once, as the wasm build's main VM does.
-        let main = auditor(seed);
+        let main = new_auditor(seed).shared();
         let policy = filter::configure(host, input, &main)?;
         let workers = (0..workers)
             .map(|i| {
+                let (auditor, published) = new_auditor(seed.wrapping_add(i as u64 + 1)).publish();
                 let w = Worker {
-                    auditor: auditor(seed.wrapping_add(i as u64 + 1)),
+                    auditor: auditor.shared(),
+                    published,
                     connections: ConnectionCache::shared(),
                     callers: CallerLabels::shared(),
                 };
@@ -98,12 +103,32 @@ impl Enforcement {
     }
 
     /// Ends every chain of the configuration with its `stop` event: called on the main thread when
-    /// the last Envoy configuration that uses it is destroyed, after all their streams.
+    /// the last Envoy configuration that uses it is destroyed, after all their streams. The main
+    /// thread's stop comes last and names where every worker's chains ended.
     fn stop<H: Host>(&self, host: &H) {
-        filter::audit_stop(host, &self.main, "shutdown");
         for w in self.workers.iter() {
             filter::audit_stop(host, &w.auditor, "shutdown");
         }
+        filter::audit_stop_vouching(host, &self.main, "shutdown", self.workers_checkpoints());
+    }
+
+    /// The main thread's timer: a heartbeat when one is due, in the main thread's chain, naming
+    /// where every worker's chains stand (the workers have no timer of their own).
+    fn heartbeat<H: Host>(&self, host: &H) {
+        filter::audit_heartbeat_vouching(host, &self.main, || self.workers_checkpoints());
+    }
+
+    fn workers_checkpoints(&self) -> Vec<Checkpoint> {
+        self.workers
+            .iter()
+            .filter_map(|w| w.published.lock().ok().map(|p| p.checkpoints()))
+            .flatten()
+            .collect()
+    }
+
+    /// The heartbeat period of the policy, if heartbeats are on.
+    fn heartbeat_period(&self) -> Option<std::time::Duration> {
+        self.policy.audit.heartbeat
     }
 }
 
@@ -113,6 +138,9 @@ impl Enforcement {
 pub struct ModuleConfig {
     enforcement: Arc<Enforcement>,
     metrics: Metrics,
+    /// Asks Envoy's main thread each second to check whether a heartbeat is due; stopped (and
+    /// its thread joined) before the configuration is gone.
+    ticker: Option<ticker::Ticker>,
 }
 
 // SAFETY: `enforcement` is `Sync`; `metrics` holds ids and Envoy's configuration object, which

@@ -25,8 +25,8 @@ pub use callers::{stat_name as denial_stat_name, CallerLabels, SharedCallers, CA
 pub use configure::{configure, join};
 pub use connection::{ConnectionCache, ConnectionFacts, SharedConnections, CONNECTIONS_KEPT};
 pub use sink::{
-    audit_answer, audit_dispatch_failed, audit_stop, audit_tick, emit, emit_access,
-    trail_unavailable, AUDIT_METADATA, AUDIT_STATE,
+    audit_answer, audit_dispatch_failed, audit_heartbeat_vouching, audit_stop, audit_stop_vouching,
+    audit_tick, emit, emit_access, trail_unavailable, AUDIT_METADATA, AUDIT_STATE,
 };
 
 use redaction::{

@@ -1,6 +1,7 @@
-//! Under real Envoy, with the `access_log` sink and a heartbeat each second: every chain writes
-//! `heartbeat` events that name the access chain's last seq and mac, and a `stop` when the proxy
-//! stops. `verify-audit --until` then tells a quiet sidecar's whole trail from one whose end was
+//! Under real Envoy, both builds, with the `access_log` sink and a heartbeat each second:
+//! `heartbeat` events name the access chain's last seq and mac (written by the wasm VM's own chain,
+//! or by the native build's main thread for every worker), and a `stop` ends each chain when the
+//! proxy stops. `verify-audit --until` then tells a quiet sidecar's whole trail from one whose end was
 //! cut: a log cut after a checkpoint, a log cut at its end while the sidecar runs on, an access log
 //! cut while its proxy log is whole, and a clean stop.
 #![cfg(not(target_arch = "wasm32"))]
@@ -62,60 +63,60 @@ fn send(mesh: &Mesh, n: usize) {
     }
 }
 
-/// The worker's chain: the one whose events include access events' checkpoints.
-fn worker_chain(log: &str) -> Option<String> {
+/// The heartbeats that vouch for the access chain at its last event: its id, the number of its
+/// events (the access log's lines), and the chain writing those heartbeats (in the wasm build the
+/// worker VM's own chain; in the native build the main thread's, which vouches for every worker).
+fn vouching(log: &str, access_lines: usize) -> Vec<(String, String)> {
     mesh::audit_events(log)
         .into_iter()
-        .find(|e| {
-            e["event"] == "heartbeat" && e["chains"].as_array().is_some_and(|c| !c.is_empty())
+        .filter(|e| e["event"] == "heartbeat")
+        .filter_map(|e| {
+            let point = e["chains"].as_array()?.iter().find(|p| {
+                p["chain"].as_str().is_some_and(|c| c.ends_with(".access"))
+                    && p["seq"] == access_lines
+            })?;
+            Some((
+                point["chain"].as_str()?.to_owned(),
+                e["chain"].as_str()?.to_owned(),
+            ))
         })
-        .and_then(|e| e["chain"].as_str().map(str::to_owned))
+        .collect()
 }
 
-/// Waits until the server log holds `n` heartbeats of the worker's chain written after its last
-/// access event, and returns the server log and the access log.
+/// Waits until the server log holds `n` heartbeats naming the access chain at its last event,
+/// and returns the server log and the access log.
 fn settled(mesh: &Mesh, n: usize) -> (String, String) {
     mesh::eventually(Duration::from_secs(20), || {
-        let log = mesh.log("server");
-        let chain = worker_chain(&log)?;
-        let events = mesh::audit_events(&log);
-        let after = events
-            .iter()
-            .rev()
-            .take_while(|e| e["chain"] != chain.as_str() || e["event"] == "heartbeat")
-            .filter(|e| e["chain"] == chain.as_str())
-            .count();
-        (after >= n).then(|| (log, mesh.audit_log()))
+        let (log, access) = (mesh.log("server"), mesh.audit_log());
+        let lines = access.lines().count();
+        (lines > 0 && vouching(&log, lines).len() >= n).then_some((log, access))
     })
     .expect("heartbeats after the last request")
 }
 
 #[test]
 fn a_quiet_sidecar_is_whole_and_each_cut_of_its_logs_is_found() {
-    for envoy in mesh::wasm_envoys() {
+    for envoy in mesh::each_build() {
         let v = &envoy;
         let dir = work_dir(&envoy, "heartbeats");
         let mesh = Mesh::builder(&envoy, "heartbeats").config(&config()).up();
         send(&mesh, 3);
         let (log, access) = settled(&mesh, 2);
-        let chain = worker_chain(&log).expect("a heartbeat naming the access chain");
         let lines: Vec<&str> = log.lines().collect();
         let access: Vec<&str> = access.lines().collect();
         assert_eq!(access.len(), 3, "Envoy {v}: one access line per request");
+        // The access chain, and the chain whose heartbeats vouch for it.
+        let (access_chain, chain) = vouching(&log, 3)
+            .pop()
+            .expect("a heartbeat naming the access chain at seq 3");
+        let served_by = serde_json::from_str::<serde_json::Value>(access[2]).unwrap();
+        assert_eq!(served_by["chain"], access_chain.as_str(), "Envoy {v}");
         let beat = mesh::audit_events(&log)
             .into_iter()
             .rev()
             .find(|e| e["event"] == "heartbeat" && e["chain"] == chain.as_str())
             .expect("a heartbeat");
-        assert_eq!(beat["heartbeat_s"], 1);
-        assert_eq!(
-            (
-                beat["chains"][0]["chain"].as_str(),
-                beat["chains"][0]["seq"].as_u64()
-            ),
-            (Some(format!("{chain}.access").as_str()), Some(3)),
-            "Envoy {v}: the heartbeat vouches for the access chain: {beat}"
-        );
+        assert_eq!(beat["heartbeat_s"], 1, "Envoy {v}: {beat}");
 
         // A quiet sidecar, its logs whole: nothing is missing at the end of the period (now).
         let whole = keep(&dir, "server.log", &lines);
@@ -128,7 +129,7 @@ fn a_quiet_sidecar_is_whole_and_each_cut_of_its_logs_is_found() {
         let (code, said) = verify("now", &[&whole, &access_cut]);
         assert_eq!(code, Some(1), "Envoy {v}:\n{said}");
         assert!(
-            said.contains(&format!("truncated: chain {chain}.access ends at seq 2"))
+            said.contains(&format!("truncated: chain {access_chain} ends at seq 2"))
                 && said.contains("seq 3 to 3 are missing"),
             "Envoy {v}: names the access chain and the first lost seq:\n{said}"
         );
@@ -139,8 +140,7 @@ fn a_quiet_sidecar_is_whole_and_each_cut_of_its_logs_is_found() {
             .iter()
             .position(|l| {
                 l.contains(r#""event":"heartbeat""#)
-                    && l.contains(&chain)
-                    && l.contains(r#""seq":3,"#)
+                    && l.contains(&format!(r#""chain":"{access_chain}","seq":3,"#))
             })
             .expect("the heartbeat that names access seq 3");
         let cut = keep(&dir, "server-cut.log", &lines[..=first_beat]);
@@ -149,8 +149,8 @@ fn a_quiet_sidecar_is_whole_and_each_cut_of_its_logs_is_found() {
         assert_eq!(code, Some(1), "Envoy {v}:\n{said}");
         assert!(
             said.contains(&format!("truncated: chain {chain}:"))
-                && said.contains(&format!("truncated: chain {chain}.access:")),
-            "Envoy {v}: both of the worker's chains end too early:\n{said}"
+                && said.contains(&format!("truncated: chain {access_chain}:")),
+            "Envoy {v}: the vouching chain and the access chain end too early:\n{said}"
         );
 
         // The log cut at its end while the sidecar still runs: its last lines lost.
@@ -188,14 +188,7 @@ fn a_clean_stop_ends_the_trail_and_losing_the_stop_shows() {
         let dir = work_dir(&envoy, "stop");
         let mut mesh = Mesh::builder(&envoy, "stop").config(&config()).up();
         send(&mesh, 2);
-        if envoy.is_native() {
-            // No timer: wait for the access log to reach its file instead.
-            mesh::eventually(Duration::from_secs(10), || {
-                (mesh.audit_log().lines().count() >= 2).then_some(())
-            });
-        } else {
-            settled(&mesh, 1);
-        }
+        settled(&mesh, 1);
         assert!(
             mesh.terminate("server"),
             "Envoy {v}: the sidecar stops on SIGTERM"
@@ -221,16 +214,14 @@ fn a_clean_stop_ends_the_trail_and_losing_the_stop_shows() {
         );
         let (code, said) = verify(&later, &[&whole, &access_whole]);
         assert_eq!(code, Some(0), "Envoy {v}: stopped cleanly:\n{said}");
-        if envoy.is_native() {
-            // No timer, no heartbeats: each worker's stop names its access chain.
-            let named = stops.iter().any(|e| e["chains"][0]["seq"] == 2);
-            assert!(
-                named,
-                "Envoy {v}: the worker's stop vouches for its 2 access events"
-            );
-            let _ = std::fs::remove_dir_all(&dir);
-            continue;
-        }
+        let named = stops.iter().any(|e| {
+            e["chains"].as_array().is_some_and(|c| {
+                c.iter().any(|p| {
+                    p["chain"].as_str().is_some_and(|c| c.ends_with(".access")) && p["seq"] == 2
+                })
+            })
+        });
+        assert!(named, "Envoy {v}: a stop vouches for the 2 access events");
         // The same trail without its stop events reads as cut.
         let no_stop: Vec<&str> = lines
             .iter()

@@ -1,9 +1,11 @@
 //! Checkpoints (PCI DSS 10.2.1.6, 10.7.2): a chain's `heartbeat` events say it is still being
 //! written, and a `stop` event that it ended on purpose. Both carry the last `seq` and `mac` of the
-//! VM's other chain (the `access_log` sink's access chain), so one chain vouches for the other's
-//! length: a log cut after a checkpoint, or cut at its end while the proxy still runs, no longer
-//! reads as a shorter intact log (`verify-audit --until`).
+//! chains the writer vouches for (a wasm VM's access chain; in the native build, every worker's
+//! chains, `Published` from their threads), so one chain vouches for the others' length: a log cut
+//! after a checkpoint, or cut at its end while the proxy still runs, no longer reads as a shorter
+//! intact log (`verify-audit --until`).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -34,7 +36,55 @@ pub struct LifecycleEvent {
     pub chains: Vec<Checkpoint>,
 }
 
+/// Where one VM's chains stand, shared with another thread: the native build's main thread writes
+/// the heartbeats that vouch for its workers' chains. Updated as each event is sealed.
+#[derive(Debug, Default)]
+pub struct Published {
+    chain: String,
+    access: String,
+    at: [(u64, [u8; 32]); 2],
+}
+
+pub type SharedPublished = Arc<Mutex<Published>>;
+
+impl Published {
+    /// The chains that hold events, at their last events.
+    pub fn checkpoints(&self) -> Vec<Checkpoint> {
+        [&self.chain, &self.access]
+            .into_iter()
+            .zip(self.at)
+            .filter(|(_, (seq, _))| *seq > 0)
+            .map(|(chain, (seq, mac))| Checkpoint {
+                chain: chain.clone(),
+                seq,
+                mac: hex(&mac),
+            })
+            .collect()
+    }
+}
+
 impl Auditor {
+    /// Publishes where this auditor's chains stand, after each event, for another thread.
+    pub fn publish(mut self) -> (Auditor, SharedPublished) {
+        let shared = Arc::new(Mutex::new(Published {
+            chain: self.chain.id().to_owned(),
+            access: self.access_chain.id().to_owned(),
+            at: [(0, [0; 32]); 2],
+        }));
+        self.published = Some(shared.clone());
+        (self, shared)
+    }
+
+    /// Records the chains' state where it is published.
+    pub(super) fn published_update(&self) {
+        if let Some(Ok(mut p)) = self.published.as_ref().map(|p| p.lock()) {
+            p.at = [
+                (self.chain.seq(), *self.chain.last_mac()),
+                (self.access_chain.seq(), *self.access_chain.last_mac()),
+            ];
+        }
+    }
+
     /// Sets the heartbeat period of a newly accepted configuration; the next heartbeat is due a
     /// period after `now` (its `config` event).
     pub fn set_heartbeat(&mut self, period: Option<Duration>, now: SystemTime) {
@@ -58,14 +108,26 @@ impl Auditor {
     /// The `heartbeat` event for `now`, or the `stop` event (with its reason); the heartbeat
     /// clock restarts.
     pub fn lifecycle(&mut self, now: SystemTime, stop: Option<&'static str>) -> LifecycleEvent {
+        self.lifecycle_with(now, stop, Vec::new())
+    }
+
+    /// As `lifecycle`, vouching also for `others`: chains this VM does not write.
+    pub fn lifecycle_with(
+        &mut self,
+        now: SystemTime,
+        stop: Option<&'static str>,
+        others: Vec<Checkpoint>,
+    ) -> LifecycleEvent {
         self.last_heartbeat = now;
+        let mut chains = self.checkpoints();
+        chains.extend(others);
         LifecycleEvent {
             schema: SCHEMA,
             ts: rfc3339_millis(now),
             event: if stop.is_some() { "stop" } else { "heartbeat" },
             reason: stop,
             heartbeat_s: self.heartbeat_s(),
-            chains: self.checkpoints(),
+            chains,
         }
     }
 

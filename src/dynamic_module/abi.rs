@@ -141,6 +141,20 @@ extern "C" {
     /// Envoy's worker count; main thread only.
     pub fn envoy_dynamic_module_callback_get_concurrency() -> u32;
 
+    /// A scheduler that runs `on_http_filter_config_scheduled` on the main thread; its `commit`
+    /// may be called from any thread. It holds the configuration weakly: a commit after the
+    /// configuration is gone does nothing.
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: ConfigEnvoyPtr,
+    ) -> *mut c_void;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: *mut c_void,
+        event_id: u64,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        scheduler: *mut c_void,
+    );
+
     /// Defines a counter; only during `on_http_filter_config_new`.
     pub fn envoy_dynamic_module_callback_http_filter_config_define_counter(
         config: ConfigEnvoyPtr,

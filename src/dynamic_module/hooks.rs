@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::abi::{self, ConfigEnvoyPtr, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer};
+use super::ticker::Ticker;
 use super::{Enforcement, Metrics, ModuleConfig, ModuleHost};
 use crate::filter::{RequestFlow, Verdict, LOG_PREFIX};
 use crate::host::{Direction, Host, LogLevel};
@@ -96,9 +97,17 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
                 e
             }
         };
+        // The main thread is asked each second whether a heartbeat is due.
+        let ticker = enforcement
+            .heartbeat_period()
+            .and_then(|_| Ticker::start(envoy, std::time::Duration::from_secs(1)));
+        if enforcement.heartbeat_period().is_some() && ticker.is_none() {
+            log_critical("no scheduler for the heartbeat timer: audit heartbeats are not written");
+        }
         let config = ModuleConfig {
             enforcement,
             metrics,
+            ticker,
         };
         Box::into_raw(Box::new(config)) as *const c_void
     })
@@ -113,7 +122,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *co
             if !config.is_null() {
                 // SAFETY: `config` came from `Box::into_raw` in `config_new`, and Envoy destroys it
                 // once, after every stream that used it.
-                let config = unsafe { Box::from_raw(config as *mut ModuleConfig) };
+                let mut config = unsafe { Box::from_raw(config as *mut ModuleConfig) };
+                // The timer first: its thread ends before the chains do.
+                drop(config.ticker.take());
                 // The last configuration of its enforcement (both are only made and destroyed on
                 // the main thread): its chains end here.
                 if Arc::strong_count(&config.enforcement) == 1 {
@@ -156,7 +167,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
             None => {
                 log_critical(&format!("stream on unknown worker {worker}"));
                 Box::new(Stream {
-                    flow: RequestFlow::new(None, super::auditor(0)),
+                    flow: RequestFlow::new(None, super::new_auditor(0).shared()),
                     config,
                 })
             }
@@ -382,6 +393,28 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
     _stream_id: u64,
     _reason: u32,
 ) {
+}
+
+/// The main thread's tick (see `Ticker`): a heartbeat when one is due.
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    _envoy: ConfigEnvoyPtr,
+    config: *const c_void,
+    _event_id: u64,
+) {
+    guard(
+        "on_http_filter_config_scheduled",
+        || (),
+        || {
+            // SAFETY: `config` came from `config_new`; Envoy calls this hook on the main thread
+            // while the configuration lives (its scheduler holds it weakly).
+            let Some(cfg) = (unsafe { (config as *const ModuleConfig).as_ref() }) else {
+                return;
+            };
+            let host = ModuleHost::new(std::ptr::null_mut(), &cfg.metrics);
+            cfg.enforcement.heartbeat(&host);
+        },
+    )
 }
 
 #[no_mangle]

@@ -544,10 +544,6 @@ impl Host for ModuleHost<'_> {
         false
     }
 
-    fn has_timer(&self) -> bool {
-        false
-    }
-
     fn adds_body_at_trailers(&self) -> bool {
         true
     }

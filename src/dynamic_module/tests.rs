@@ -98,6 +98,31 @@ extern "C" fn envoy_dynamic_module_callback_get_concurrency() -> u32 {
     2
 }
 
+/// The fake's scheduler: a pointer to nothing the module reads, and a count of its commits.
+static COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static mut SCHEDULER: u8 = 0;
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+    _config: *mut c_void,
+) -> *mut c_void {
+    std::ptr::addr_of_mut!(SCHEDULER).cast()
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+    _scheduler: *mut c_void,
+    _event_id: u64,
+) {
+    COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+    _scheduler: *mut c_void,
+) {
+}
+
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_filter_config_define_counter(
     _config: *mut c_void,
@@ -837,4 +862,40 @@ fn the_last_configuration_of_a_policy_ends_its_chains_with_stops() {
         ended.iter().any(|e| e["chains"][0]["seq"] == 1),
         "a worker's stop names its access chain's one event: {ended:?}"
     );
+}
+
+#[test]
+fn the_main_threads_tick_writes_heartbeats_naming_every_workers_chains() {
+    let mut v: serde_json::Value = serde_json::from_str(&bench_policy()).unwrap();
+    v["audit"]["heartbeat_s"] = 1.into();
+    let config = config(&v.to_string());
+    assert!(!config.is_null());
+    request(config, "GET", "/get", 0, &[]);
+    let beats = || -> Vec<serde_json::Value> {
+        envoy(|e| e.logs.clone())
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "heartbeat")
+            .collect()
+    };
+    let before = beats().len();
+    envoy_dynamic_module_on_http_filter_config_scheduled(ENVOY_OBJECT, config, 0);
+    assert_eq!(beats().len(), before, "not due before a second has passed");
+    std::thread::sleep(std::time::Duration::from_millis(1_050));
+    envoy_dynamic_module_on_http_filter_config_scheduled(ENVOY_OBJECT, config, 0);
+    let all = beats();
+    assert_eq!(all.len(), before + 1);
+    let beat = &all[before];
+    let points = beat["chains"].as_array().unwrap();
+    // Each of the two workers' proxy chains (its config event), and the access chain of the one
+    // that served the request.
+    assert_eq!(points.len(), 3, "{beat}");
+    assert!(points
+        .iter()
+        .any(|p| p["chain"].as_str().unwrap().ends_with(".access") && p["seq"] == 1));
+    assert!(
+        COMMITS.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the ticker commits"
+    );
+    envoy_dynamic_module_on_http_filter_config_destroy(config);
 }

@@ -150,9 +150,34 @@ pub fn audit_tick<H: Host>(host: &H, auditor: &SharedAuditor) -> Option<Vec<u8>>
 /// Writes the `stop` event of a chain whose configuration ends: `reason` is `shutdown` (the
 /// plugin is unloaded) or `reconfigured` (a new configuration replaces it).
 pub fn audit_stop<H: Host>(host: &H, auditor: &SharedAuditor, reason: &'static str) {
+    audit_stop_vouching(host, auditor, reason, Vec::new());
+}
+
+/// As `audit_stop`, vouching also for `others`, chains written elsewhere (the native build's
+/// workers' chains, in its main thread's chain).
+pub fn audit_stop_vouching<H: Host>(
+    host: &H,
+    auditor: &SharedAuditor,
+    reason: &'static str,
+    others: Vec<audit::Checkpoint>,
+) {
     let event = match auditor.try_borrow_mut() {
-        Ok(mut a) => a.lifecycle(host.now(), Some(reason)),
+        Ok(mut a) => a.lifecycle_with(host.now(), Some(reason), others),
         Err(_) => return,
+    };
+    emit(host, auditor, &event);
+}
+
+/// Writes a `heartbeat` when one is due, vouching also for `others` (see `audit_stop_vouching`).
+pub fn audit_heartbeat_vouching<H: Host>(
+    host: &H,
+    auditor: &SharedAuditor,
+    others: impl FnOnce() -> Vec<audit::Checkpoint>,
+) {
+    let now = host.now();
+    let event = match auditor.try_borrow_mut() {
+        Ok(mut a) if a.heartbeat_due(now) => a.lifecycle_with(now, None, others()),
+        _ => return,
     };
     emit(host, auditor, &event);
 }
