@@ -8,7 +8,11 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::abi::{self, ConfigEnvoyPtr};
+use super::abi::{
+    envoy_dynamic_module_callback_http_filter_config_scheduler_commit as commit,
+    envoy_dynamic_module_callback_http_filter_config_scheduler_delete as delete,
+    envoy_dynamic_module_callback_http_filter_config_scheduler_new as new, ConfigEnvoyPtr,
+};
 
 /// Envoy's scheduler, moved to the ticking thread.
 struct Scheduler(*mut c_void);
@@ -29,8 +33,7 @@ impl Ticker {
     pub fn start(config: ConfigEnvoyPtr, every: Duration) -> Option<Ticker> {
         // SAFETY: called on the main thread during `config_new`, with Envoy's configuration
         // pointer, as the ABI requires.
-        let raw =
-            unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(config) };
+        let raw = unsafe { new(config) };
         if raw.is_null() {
             return None;
         }
@@ -43,11 +46,7 @@ impl Ticker {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     // SAFETY: `s.0` is a live scheduler: it is deleted only after this thread
                     // returns it (`Drop`).
-                    unsafe {
-                        abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
-                            s.0, 0,
-                        )
-                    };
+                    unsafe { commit(s.0, 0) };
                 }
                 s
             });
@@ -58,9 +57,7 @@ impl Ticker {
             }),
             Err(_) => {
                 // SAFETY: the scheduler was made above and nothing else holds it.
-                unsafe {
-                    abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(raw)
-                };
+                unsafe { delete(raw) };
                 None
             }
         }
@@ -73,9 +70,7 @@ impl Drop for Ticker {
         drop(self.stop.take());
         if let Some(Ok(scheduler)) = self.thread.take().map(JoinHandle::join) {
             // SAFETY: the ticking thread has ended: nothing commits to the scheduler any more.
-            unsafe {
-                abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler.0)
-            };
+            unsafe { delete(scheduler.0) };
         }
     }
 }

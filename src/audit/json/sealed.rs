@@ -7,6 +7,31 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// The scalar visits of a visitor that expects an object or a list: any other value gives
+/// `$nothing` (as `Value::as_object` would answer `None`).
+macro_rules! scalars_give {
+    ($t:ty, $nothing:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<$t, E> {
+            Ok($nothing)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$t, E> {
+            Ok($nothing)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$t, E> {
+            Ok($nothing)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$t, E> {
+            Ok($nothing)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<$t, E> {
+            Ok($nothing)
+        }
+        fn visit_unit<E>(self) -> Result<$t, E> {
+            Ok($nothing)
+        }
+    };
+}
+
 /// The fields of a sealed event that verification reads; each `None` when absent or of another
 /// type (as `Value::as_str` / `as_u64` would answer).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,23 +47,6 @@ pub struct Sealed<'a> {
     pub checkpoints: Vec<(String, u64)>,
     /// What an access event says of its request, for the evidence.
     pub access: Access<'a>,
-}
-
-/// The fields of an access event the evidence reads, each `None` (or 0) when absent or of
-/// another type.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Access<'a> {
-    pub principal: Option<Cow<'a, str>>,
-    pub workload: Option<Cow<'a, str>>,
-    pub decision: Option<Cow<'a, str>>,
-    pub enforced: Option<bool>,
-    pub reason: Option<Cow<'a, str>>,
-    pub rule: Option<Cow<'a, str>>,
-    /// `redaction.request` and `redaction.response`.
-    pub redaction: [Option<Cow<'a, str>>; 2],
-    /// `redacted` and `passed` of `pan.request_headers`, `request_body`, `response_headers` and
-    /// `response_body`, in that order.
-    pub pan: [(u64, u64); 4],
 }
 
 impl Sealed<'_> {
@@ -228,24 +236,7 @@ impl<'de> Deserialize<'de> for Checkpoints {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Checkpoints, A::Error> {
                 AnyVisitor.visit_map(map).map(|_| Checkpoints(Vec::new()))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Checkpoints, E> {
-                Ok(Checkpoints(Vec::new()))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Checkpoints, E> {
-                Ok(Checkpoints(Vec::new()))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Checkpoints, E> {
-                Ok(Checkpoints(Vec::new()))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Checkpoints, E> {
-                Ok(Checkpoints(Vec::new()))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Checkpoints, E> {
-                Ok(Checkpoints(Vec::new()))
-            }
-            fn visit_unit<E>(self) -> Result<Checkpoints, E> {
-                Ok(Checkpoints(Vec::new()))
-            }
+            scalars_give!(Checkpoints, Checkpoints(Vec::new()));
         }
         d.deserialize_any(V)
     }
@@ -278,189 +269,9 @@ impl<'de> Deserialize<'de> for Point {
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Point, A::Error> {
                 AnyVisitor.visit_seq(seq).map(|_| Point(None))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Point, E> {
-                Ok(Point(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Point, E> {
-                Ok(Point(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Point, E> {
-                Ok(Point(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Point, E> {
-                Ok(Point(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Point, E> {
-                Ok(Point(None))
-            }
-            fn visit_unit<E>(self) -> Result<Point, E> {
-                Ok(Point(None))
-            }
+            scalars_give!(Point, Point(None));
         }
         d.deserialize_any(V)
-    }
-}
-
-/// An object's string fields by name (`redaction`), walked for repeated keys; any other value
-/// gives nothing.
-struct Modes<'de>([Option<Cow<'de, str>>; 2]);
-
-impl<'de> Deserialize<'de> for Modes<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Modes<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Modes<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Modes<'de>, A::Error> {
-                let (mut seen, mut out) = (Seen::new(), [None, None]);
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let value = map.next_value::<Scalar<'de>>()?;
-                    match &*k {
-                        "request" => out[0] = value.str(),
-                        "response" => out[1] = value.str(),
-                        _ => {}
-                    }
-                    seen.insert(k)?;
-                }
-                Ok(Modes(out))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Modes<'de>, A::Error> {
-                AnyVisitor.visit_seq(seq).map(|_| Modes([None, None]))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Modes<'de>, E> {
-                Ok(Modes([None, None]))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Modes<'de>, E> {
-                Ok(Modes([None, None]))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Modes<'de>, E> {
-                Ok(Modes([None, None]))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Modes<'de>, E> {
-                Ok(Modes([None, None]))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Modes<'de>, E> {
-                Ok(Modes([None, None]))
-            }
-            fn visit_unit<E>(self) -> Result<Modes<'de>, E> {
-                Ok(Modes([None, None]))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `pan`: per place, `redacted` and `passed` (0 when absent or not a count).
-struct Pan([(u64, u64); 4]);
-
-const PLACES: [&str; 4] = [
-    "request_headers",
-    "request_body",
-    "response_headers",
-    "response_body",
-];
-
-impl<'de> Deserialize<'de> for Pan {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Pan, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Pan;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pan, A::Error> {
-                let (mut seen, mut out) = (Seen::new(), [(0, 0); 4]);
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let counts = map.next_value::<Place>()?.0;
-                    if let Some(at) = PLACES.iter().position(|p| *p == &*k) {
-                        if let Some(slot) = out.get_mut(at) {
-                            *slot = counts;
-                        }
-                    }
-                    seen.insert(k)?;
-                }
-                Ok(Pan(out))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Pan, A::Error> {
-                AnyVisitor.visit_seq(seq).map(|_| Pan([(0, 0); 4]))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Pan, E> {
-                Ok(Pan([(0, 0); 4]))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Pan, E> {
-                Ok(Pan([(0, 0); 4]))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Pan, E> {
-                Ok(Pan([(0, 0); 4]))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Pan, E> {
-                Ok(Pan([(0, 0); 4]))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Pan, E> {
-                Ok(Pan([(0, 0); 4]))
-            }
-            fn visit_unit<E>(self) -> Result<Pan, E> {
-                Ok(Pan([(0, 0); 4]))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// One place of `pan`: its `redacted` and `passed`.
-struct Place((u64, u64));
-
-impl<'de> Deserialize<'de> for Place {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Place, D::Error> {
-        match d.deserialize_any(PlaceVisitor)? {
-            Some(counts) => Ok(Place(counts)),
-            None => Ok(Place((0, 0))),
-        }
-    }
-}
-
-struct PlaceVisitor;
-
-impl<'de> Visitor<'de> for PlaceVisitor {
-    type Value = Option<(u64, u64)>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut seen, mut out) = (Seen::new(), (0, 0));
-        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            let value = map.next_value::<Scalar<'de>>()?;
-            match &*k {
-                "redacted" => out.0 = value.u64().unwrap_or(0),
-                "passed" => out.1 = value.u64().unwrap_or(0),
-                _ => {}
-            }
-            seen.insert(k)?;
-        }
-        Ok(Some(out))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        AnyVisitor.visit_seq(seq).map(|_| None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
     }
 }
 
@@ -511,6 +322,10 @@ impl<'de> Deserialize<'de> for Top<'de> {
         d.deserialize_map(V)
     }
 }
+
+mod access;
+pub use access::Access;
+use access::{Modes, Pan};
 
 #[cfg(test)]
 mod tests;
