@@ -12,7 +12,7 @@ use super::json::{read_sealed, Sealed};
 use super::SCHEMA;
 
 mod ends;
-use ends::Ends;
+use ends::{End, Ends};
 
 /// Something wrong with the log, at a line (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +47,14 @@ pub struct ChainSpan {
     pub kid: Option<String>,
 }
 
+/// What the verifier keeps of one chain.
 #[derive(Default)]
 struct State {
     next: u64,
     prev: Option<[u8; 32]>,
+    /// The chain's first event in these logs (its last is filled in by `finish`).
+    span: Option<ChainSpan>,
+    end: End,
 }
 
 /// The keys a verifier holds, by id (`kid`). Each chain names the id of the key it is sealed
@@ -221,15 +225,19 @@ impl<'k> Verifier<'k> {
     }
 
     pub fn finish(mut self) -> Report {
-        self.report.problems.extend(self.ends.truncated());
-        for (chain, span) in &mut self.report.spans {
-            if let Some(State {
-                next,
-                prev: Some(prev),
-            }) = self.chains.get(chain)
-            {
-                span.last_seq = next.saturating_sub(1);
-                span.last_mac = hex(prev);
+        let ends: BTreeMap<&str, &End> = self
+            .chains
+            .iter()
+            .map(|(chain, s)| (chain.as_str(), &s.end))
+            .collect();
+        self.report.problems.extend(self.ends.truncated(&ends));
+        for (chain, state) in self.chains {
+            let last = state.next.saturating_sub(1);
+            self.report.chains.insert(chain.clone(), last);
+            if let (Some(mut span), Some(prev)) = (state.span, state.prev) {
+                span.last_seq = last;
+                span.last_mac = hex(&prev);
+                self.report.spans.insert(chain, span);
             }
         }
         self.report
@@ -363,26 +371,17 @@ impl<'k> Verifier<'k> {
         }
         state.next = seq + 1;
         state.prev = Some(stated);
-        self.ends.note(chain, seq, n, &v);
-        match self.report.chains.get_mut(chain) {
-            Some(last) => *last = seq,
-            None => {
-                self.report.chains.insert(chain.to_owned(), seq);
-            }
-        }
-        if !self.report.spans.contains_key(chain) {
-            self.report.spans.insert(
-                chain.to_string(),
-                ChainSpan {
-                    first_seq: seq,
-                    first_canonical: format!("{body}}}"),
-                    first_mac: hex(&stated),
-                    // Filled in by `finish`, from the chain's state.
-                    last_seq: seq,
-                    last_mac: String::new(),
-                    kid: v.kid.as_deref().map(str::to_owned),
-                },
-            );
+        self.ends.note(&mut state.end, chain, seq, n, &v);
+        if state.span.is_none() {
+            state.span = Some(ChainSpan {
+                first_seq: seq,
+                first_canonical: format!("{body}}}"),
+                first_mac: hex(&stated),
+                // Filled in by `finish`, from the chain's state.
+                last_seq: seq,
+                last_mac: String::new(),
+                kid: v.kid.as_deref().map(str::to_owned),
+            });
         }
         Some(v)
     }

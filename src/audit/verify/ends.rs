@@ -21,12 +21,13 @@ pub fn tolerance_ms(period_s: u64) -> i64 {
     (period_s.saturating_mul(100) as i64).max(2_000)
 }
 
-/// What the logs showed of one chain's end.
+/// What the logs showed of one chain's end (kept in the verifier's state of the chain).
 #[derive(Default)]
-struct End {
+pub struct End {
     last_seq: u64,
     last_line: usize,
-    last_ts: Option<i64>,
+    /// The last event's `ts` as written, read only when the end is judged.
+    last_ts: Option<([u8; 24], usize)>,
     /// The chain's last event is a `stop`.
     stopped: bool,
     /// The chain holds one event, its `config` (seq 1), and nothing else.
@@ -50,8 +51,22 @@ struct Claim {
 #[derive(Default)]
 pub struct Ends {
     until: Option<i64>,
-    chains: BTreeMap<String, End>,
     claims: BTreeMap<String, Claim>,
+}
+
+impl End {
+    fn last_ts(&self) -> Option<i64> {
+        let (bytes, len) = self.last_ts.as_ref()?;
+        let text = std::str::from_utf8(bytes.get(..*len)?).ok()?;
+        parse_rfc3339_millis(text)
+    }
+}
+
+/// A `ts` kept as its bytes (every `ts` the plugin writes is 24 bytes long).
+fn ts_bytes(ts: &str) -> Option<([u8; 24], usize)> {
+    let mut out = [0u8; 24];
+    out.get_mut(..ts.len())?.copy_from_slice(ts.as_bytes());
+    Some((out, ts.len()))
 }
 
 impl Ends {
@@ -62,20 +77,13 @@ impl Ends {
         }
     }
 
-    /// Notes event `v`, verified as seq `seq` of `chain`, at `line`.
-    pub fn note(&mut self, chain: &str, seq: u64, line: usize, v: &Sealed<'_>) {
-        let ts = v.ts.as_deref().and_then(parse_rfc3339_millis);
+    /// Notes event `v`, verified as seq `seq` of `chain`, at `line`, in the chain's `end`.
+    pub fn note(&mut self, end: &mut End, chain: &str, seq: u64, line: usize, v: &Sealed<'_>) {
         let kind = v.event();
-        if !self.chains.contains_key(chain) {
-            self.chains.insert(chain.to_owned(), End::default());
-        }
-        let Some(end) = self.chains.get_mut(chain) else {
-            return;
-        };
         if seq >= end.last_seq {
             end.last_seq = seq;
             end.last_line = line;
-            end.last_ts = ts;
+            end.last_ts = v.ts.as_deref().and_then(ts_bytes);
             end.stopped = kind == "stop";
             end.config_only = seq == 1 && kind == "config";
         }
@@ -85,6 +93,7 @@ impl Ends {
         if !matches!(kind, "heartbeat" | "stop") {
             return;
         }
+        let ts = v.ts.as_deref().and_then(parse_rfc3339_millis);
         // A checkpoint written after the end of the period says nothing of the period.
         if let (Some(until), Some(at)) = (self.until, ts) {
             if at > until {
@@ -120,10 +129,10 @@ impl Ends {
     /// The chains that lost their newest events. Without `until`, only what a checkpoint shows
     /// of chains present in the logs; with it, also chains a checkpoint names but the logs lack,
     /// and chains silent for longer than their heartbeat period before `until`.
-    pub fn truncated(&self) -> Vec<Problem> {
+    pub fn truncated(&self, chains: &BTreeMap<&str, &End>) -> Vec<Problem> {
         let mut out = Vec::new();
         for (chain, claim) in &self.claims {
-            let reached = self.chains.get(chain).map(|e| e.last_seq);
+            let reached = chains.get(chain.as_str()).map(|e| e.last_seq);
             match reached {
                 Some(last) if last < claim.seq => out.push(Problem {
                     line: claim.line,
@@ -147,14 +156,14 @@ impl Ends {
         let Some(until) = self.until else {
             return out;
         };
-        for (chain, end) in &self.chains {
-            let claim = self.claims.get(chain).filter(|c| c.seq == end.last_seq);
+        for (chain, end) in chains {
+            let claim = self.claims.get(*chain).filter(|c| c.seq == end.last_seq);
             // A chain of a `config` event alone is a VM that only checked the configuration (the
             // proxy-wasm host configures one VM that takes no traffic and gets no timer).
             if end.stopped || end.config_only || claim.is_some_and(|c| c.stop) {
                 continue;
             }
-            let alive = end.last_ts.max(claim.and_then(|c| c.ts));
+            let alive = end.last_ts().max(claim.and_then(|c| c.ts));
             let period = end
                 .period_s
                 .filter(|p| *p > 0)
