@@ -37,16 +37,15 @@ fn the_demo_runs_on_an_istio_shaped_sidecar() {
         // a chain of its own, from the VM Envoy starts on the main thread besides the worker's and
         // the one that checks the configuration; the native build has the main thread's chain and
         // one per worker.
-        let chains = if envoy.is_native() {
-            "12 events in 2 chains, 0 problems"
-        } else {
-            "13 events in 3 chains, 0 problems"
-        };
+        let (events, chains) = if envoy.is_native() { (12, 2) } else { (13, 3) };
+        assert!(
+            mesh::verified_demo_trail(&text, events, chains),
+            "{events} events (and heartbeats) in {chains} chains, verified:\n{text}"
+        );
         for want in [
         "caller got:   403 {\"error\":\"forbidden\",\"request_id\":\"demo-2\"}",
         "request_body 1/1/0",
         "response_body 1/0/1",
-        chains,
         "config_fail=1 update_success=1",
         "configuration rejected: authorization.rulez",
         "caller got:   403 {\"error\":\"forbidden\",\"request_id\":\"demo-12\"}",

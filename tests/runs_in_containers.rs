@@ -99,12 +99,11 @@ fn the_demo_in_podman_containers_matches_the_demo_in_processes() {
         assert_eq!(got, want, "{envoy}: containers:\n{containers}");
         // The wasm build's VMs keep three chains; the native build one on the main thread and
         // one per worker (see tests/demo_as_istio_runs_it.rs).
-        let chains = if envoy.is_native() {
-            "12 events in 2 chains, 0 problems"
-        } else {
-            "13 events in 3 chains, 0 problems"
-        };
-        assert!(containers.contains(chains), "{envoy}: {containers}");
+        let (events, chains) = if envoy.is_native() { (12, 2) } else { (13, 3) };
+        assert!(
+            mesh::verified_demo_trail(&containers, events, chains),
+            "{envoy}: {containers}"
+        );
     }
 
     // Nothing of the run is left: no container, no image, no Envoy process.

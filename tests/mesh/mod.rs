@@ -1283,6 +1283,19 @@ impl Drop for Mesh {
     }
 }
 
+/// Whether `verify-audit`'s output (a demo's) says the trail verified with `events` events, and
+/// some heartbeats besides (at most ten: a demo runs for minutes and each chain writes one a
+/// minute), in `chains` chains.
+pub fn verified_demo_trail(text: &str, events: usize, chains: usize) -> bool {
+    let tail = format!(" events in {chains} chains, 0 problems");
+    text.lines().any(|l| {
+        l.strip_suffix(&tail)
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| (events..=events + 10).contains(&n))
+    })
+}
+
 /// True while a process with this pid exists (and is not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
